@@ -1,0 +1,5 @@
+import sys
+
+from quag.cli import main
+
+sys.exit(main())

@@ -1,0 +1,377 @@
+"""Typed configuration: one dataclass per section, defaults = the paper setting.
+
+YAML files only set values: unknown keys raise, values are type-checked, and ``section.field=value``
+overrides from the command line are applied after the YAML. The resolved config is written next to every
+run (``runs/<name>/config.yaml``) and stored in every checkpoint.
+
+Example::
+
+    cfg = load_config("configs/hirest_quag.yaml", ["train.lr=2e-5", "model.use_qc2=false"])
+    save_config(cfg, "runs/x/config.yaml")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+from quag.tasks import TASKS, Task
+
+
+@dataclass
+class ModelConfig:
+    """Architecture. Defaults are QUAG at the paper setting (AAAI 2025, Implementation Details)."""
+
+    arch: Literal["quag", "joint"] = "quag"
+    """``quag`` (MSP + QC2 + 2 post-LN layers) or ``joint`` (HiREST Joint baseline)."""
+    hidden_dim: int = 768
+    """Width D of the fused representation (QUAG 768; the Joint baseline fuses at 512)."""
+    num_heads: int = 12
+    """Attention heads in MSP, QC2 and the encoder."""
+    num_encoder_layers: int = 2
+    """Post-LN transformer layers after QC2 (QUAG) or CLIP4Caption visual-encoder layers (Joint)."""
+    ffn_dim: int = 3072
+    """Feed-forward width of the encoder layers."""
+    dropout: float = 0.1
+    """Dropout used everywhere the reference uses it."""
+    visual_dim: int = 1024
+    """Input frame-feature width (EVA-CLIP-g: 1024). Checked against the feature spec."""
+    asr_dim: int = 384
+    """Input transcript-feature width (all-MiniLM-L6-v2: 384)."""
+    query_dim: int = 1024
+    """Input query-embedding width (EVA-CLIP-g text tower: 1024; MiniLM: 384)."""
+    use_msp: bool = True
+    """Modality-synergistic perception (Eq. 1-4). False: V and A are summed instead (Table 4 ablation)."""
+    use_qc2: bool = True
+    """Query-centric cognition (Eq. 5-8). False: element-wise query gating as in Joint (Table 4 ablation)."""
+    qc2_gates: Literal["both", "temporal", "channel", "none"] = "both"
+    """Which QC2 relation matrices are used (Table 7); ``none`` replaces them by mean pooling ("Base")."""
+    msp_separate_cross_attention: bool = False
+    """Two cross-attention layers (one per direction, as the paper's Eq. 3 draws) instead of one shared."""
+    msp_temperature_init: float = 0.07
+    """Initial value of the learnable InfoNCE temperature tau."""
+    msp_temperature_min: float = 0.001
+    """Lower clamp of tau."""
+    msp_temperature_max: float = 0.5
+    """Upper clamp of tau."""
+    mask_padding: bool = True
+    """Key-padding masks and masked means. False reproduces the reference, which masks nothing."""
+    vocab_size: int = 30522
+    """Caption vocabulary (bert-base-uncased WordPiece)."""
+    decoder_layers: int = 2
+    """CLIP4Caption-style decoder layers."""
+    decoder_max_positions: int = 512
+    """BERT absolute positions available to the decoder."""
+    joint_max_positions: int = 2048
+    """Learned frame positions of the Joint baseline's CLIP4Caption visual encoder."""
+    joint_fusion_dim: int = 512
+    """Fusion width of the Joint baseline before its 768-wide visual encoder."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "hidden_dim", "num_heads", "num_encoder_layers", "ffn_dim", "visual_dim", "asr_dim")
+        _positive(self, "query_dim", "vocab_size", "decoder_layers", "decoder_max_positions", "joint_max_positions")
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(f"model.hidden_dim ({self.hidden_dim}) must be divisible by model.num_heads")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if not 0 < self.msp_temperature_min <= self.msp_temperature_init <= self.msp_temperature_max:
+            raise ValueError("model.msp_temperature_init must lie in [msp_temperature_min, msp_temperature_max] > 0")
+
+
+@dataclass
+class DataConfig:
+    """Where the features are and how examples are built (HiREST rules)."""
+
+    root: str = "data/hirest-sim"
+    """Dataset root in the official layout (splits/, eva_clip_features/, ASR/, ...)."""
+    train_split: str = "train"
+    """Split used for training (``splits/all_data_<split>.json``)."""
+    val_split: str = "val"
+    """Split used for validation and model selection."""
+    caption_frames: int = 20
+    """Frames per step-captioning window (the reference squeezes every step to 20)."""
+    caption_window: Literal["resample", "reference", "full"] = "resample"
+    """``resample``: uniform over the whole step (longer) / nearest-neighbour repeat (shorter);
+    ``reference``: keep the first 20 frames of long steps (the reference's truncation); ``full``: keep every frame."""
+    max_caption_tokens: int = 48
+    """Decoder sequence length (CLS + 47 WordPiece tokens, or tokens + SEP)."""
+    asr_alignment: Literal["official", "overlap"] = "official"
+    """``official``: cue i fills seconds floor(start)..floor(end)-1, later cues overwrite;
+    ``overlap``: each second takes the cue that overlaps it most (keeps sub-second cues)."""
+    length_tolerance: int = 3
+    """Allowed |feature rows - round(duration)|; within it rows are cut or the last row repeated (and
+    counted), beyond it loading fails."""
+    cache_mb: int = 4096
+    """Memory for decoded feature tensors (least recently used are dropped)."""
+    num_workers: int = 0
+    """DataLoader worker processes."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "caption_frames", "max_caption_tokens")
+        if self.length_tolerance < 0:
+            raise ValueError(f"data.length_tolerance must be >= 0, got {self.length_tolerance}")
+        if self.max_caption_tokens < 2:
+            raise ValueError("data.max_caption_tokens must be >= 2 (room for [CLS]/[SEP])")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation. Defaults are what the reference actually ran (reference-anatomy section 3)."""
+
+    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    """Tasks trained jointly; their single-task batches are interleaved each epoch."""
+    epochs: int = 50
+    batch_size: int = 5
+    lr: float = 1e-5
+    weight_decay: float = 0.01
+    """AdamW weight decay (the reference's parsed value is never used; torch's default 0.01 is)."""
+    warmup_ratio: float = 0.1
+    """Linear warm-up over this fraction of all steps, then linear decay to 0."""
+    grad_clip: float = 5.0
+    """Global L2 gradient-norm clip (0 disables)."""
+    msp_loss_weight: float = 0.0003
+    """lambda in Eq. 15 (0.0003 on HiREST, 0.3 on TVSum)."""
+    caption_loss_ignore_pad: bool = True
+    """False counts [PAD] targets in the caption loss, as the reference does."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """``bf16`` runs the forward pass under bf16 autocast (weights and optimizer stay fp32)."""
+    seed: int = 2222
+    log_every: int = 10
+    """Steps between progress-bar / metrics.jsonl updates."""
+    save_every: int = 0
+    """Also checkpoint every N steps (0: only at epoch ends)."""
+    max_steps: int = 0
+    """Stop after this many optimiser steps (0: run all epochs)."""
+    eval_every_epochs: int = 1
+    """Validate every N epochs (and after the last)."""
+    selection_metric: str = "mean_score"
+    """Validation metric for the best checkpoint (see README, "Model selection")."""
+
+    def __post_init__(self) -> None:
+        for t in self.tasks:
+            if t not in TASKS:
+                raise ValueError(f"train.tasks: unknown task {t!r}; expected some of {', '.join(TASKS)}")
+        if not self.tasks:
+            raise ValueError("train.tasks must name at least one task")
+        _positive(self, "epochs", "batch_size")
+        if self.lr <= 0:
+            raise ValueError(f"train.lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+
+@dataclass
+class EvalConfig:
+    """Decoding. Defaults are the reference's scripts, with the fixes of this project switched on."""
+
+    batch_size: int = 5
+    moment_decoding: Literal["span", "independent"] = "span"
+    """``span``: best (start <= end) pair; ``independent``: two argmaxes, as the reference."""
+    max_moment_frames: int = 0
+    """Longest moment allowed by ``span`` decoding (0: no limit)."""
+    segmentation_rounds: int = 20
+    """Boundary-decoding rounds (the reference always runs 20)."""
+    segmentation_threshold: float = 0.5
+    """Region expansion while p / p_max exceeds this."""
+    segmentation_min_gap: int = 5
+    """Minimum frames between kept boundaries."""
+    segmentation_emit_last: bool = True
+    """Emit the last segment up to the moment end (the reference drops it)."""
+    num_beams: int = 3
+    max_caption_tokens: int = 48
+    length_penalty: float = 0.0
+    """Beam score = log p / length**alpha (0: no normalisation, as the reference)."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "batch_size", "segmentation_rounds", "num_beams", "max_caption_tokens")
+        if not 0.0 < self.segmentation_threshold < 1.0:
+            raise ValueError("eval.segmentation_threshold must be in (0, 1)")
+
+
+@dataclass
+class ExperimentConfig:
+    """A whole run: ``runs/<name>/`` holds its config, logs, checkpoints and predictions."""
+
+    name: str = "quag"
+    output_dir: str = "runs"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    @property
+    def tasks(self) -> list[Task]:
+        return list(self.train.tasks)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# loading, overrides, dumping
+
+
+def _positive(obj: Any, *names: str) -> None:
+    section = type(obj).__name__.replace("Config", "").lower()
+    for n in names:
+        v = getattr(obj, n)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+            raise ValueError(f"{section}.{n} must be a positive number, got {v!r}")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (int -> float allowed); raise naming ``where``."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise ValueError(f"{where}: {value!r} is not one of {list(get_args(tp))}")
+        return value
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except (TypeError, ValueError) as e:
+                errors.append(str(e))
+        raise ValueError(f"{where}: {value!r} matches none of {args}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        (item_tp, *_) = get_args(tp) or (Any,)
+        out = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        return out if origin is list else tuple(out)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a mapping for section {where!r}, got {value!r}")
+        return _build(tp, value, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"{where}: unsupported config type {tp!r}")
+
+
+def _build(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ValueError(
+            f"Unknown config key(s) {', '.join(prefix + k for k in unknown)}; valid keys here: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any] | None) -> ExperimentConfig:
+    """Build an :class:`ExperimentConfig` from a nested mapping, rejecting unknown keys."""
+    return _build(ExperimentConfig, dict(data or {}))
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=1e-4"`` -> (["train", "lr"], 0.0001); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like section.key=value (e.g. train.lr=2e-5)")
+    key, raw = text.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ValueError(f"override {text!r} has an empty key")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    # YAML 1.1 reads "1e-4" as a string: accept plain floats written that way.
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") and not value.isalpha() else value
+        except ValueError:
+            pass
+    return path, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=c`` overrides to a nested mapping (validated later by :func:`config_from_dict`)."""
+    out = _deepcopy(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for p in path[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {text!r}: {p!r} is not a section")
+        node[path[-1]] = value
+    return out
+
+
+def _deepcopy(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deepcopy(v) if isinstance(v, dict) else v for k, v in d.items()}
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML file (or start from the defaults), apply overrides, validate everything.
+
+    Raises:
+        FileNotFoundError: the YAML file does not exist.
+        ValueError: unknown key, wrong type or out-of-range value (the message names the key).
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"config file {p} not found (see configs/ for the shipped ones)")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise ValueError(f"{p}: not valid YAML: {e}") from e
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError(f"{p}: the top level must be a mapping of sections, got {type(loaded).__name__}")
+        data = loaded or {}
+    data = apply_overrides(data, overrides or [])
+    try:
+        return config_from_dict(data)
+    except ValueError as e:
+        where = f"{path}: " if path else ""
+        raise ValueError(f"{where}{e}") from None
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> Path:
+    """Write the resolved config atomically."""
+    from quag.io import atomic_write_text
+
+    return atomic_write_text(path, dump_config(cfg))

@@ -1,0 +1,312 @@
+"""Feature files in the official HiREST release layout, read unchanged.
+
+::
+
+    <root>/eva_clip_features/<id>.mp4.pt           (rows, 1024) float, 1 fps, rows L2-normalised
+    <root>/ASR/<id>.srt                            Whisper transcript
+    <root>/ASR_feats_all-MiniLM-L6-v2/<id>.pt      (n_cues, 384): row i embeds SRT cue i
+    <root>/query_feats_<encoder>.pt                {"queries": [str], "embeddings": (Q, Dq), "encoder": str}
+    <root>/feature_spec.json                       which encoders made the files (optional: official if absent)
+
+The query-embedding file is ours: the reference re-encodes every query with the frozen EVA-CLIP text tower at
+every step; we encode the 1,384 queries once (``quag encode-queries``).
+
+Length policy (reference weak point 12): a video has ``T = round(v_duration)`` frames, the count every target
+frame index is computed from. A visual file with ``rows != T`` is fixed if ``|rows - T| <= length_tolerance``
+(extra rows dropped, a missing tail filled by repeating the last row) and every fix is counted in
+:attr:`FeatureStore.report`; a larger mismatch raises :class:`FeatureError`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from quag.data.srt import read_srt, spread_cues
+
+OBTAIN_HINT = (
+    "download the official HiREST features (Hugging Face: j-min/HiREST-baseline) into the dataset root, "
+    "run `quag extract` on your videos, or use `quag make-sim` for the simulated default"
+)
+
+
+class FeatureError(ValueError):
+    """A missing or malformed feature file; the message names the file, the problem and the fix."""
+
+
+@dataclass
+class FeatureSpec:
+    """What produced the features of a dataset root. Stored beside the features and in every checkpoint."""
+
+    visual_encoder: str = "eva-clip-g14"
+    visual_dim: int = 1024
+    visual_dir: str = "eva_clip_features"
+    fps: float = 1.0
+    asr_model: str = "whisper-small.en"
+    asr_dir: str = "ASR"
+    asr_encoder: str = "all-MiniLM-L6-v2"
+    asr_dim: int = 384
+    asr_feat_dir: str = "ASR_feats_all-MiniLM-L6-v2"
+    query_encoder: str = "eva-clip-g14-text"
+    query_dim: int = 1024
+    query_file: str = "query_feats_eva-clip-g14-text.pt"
+    simulated: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "feature spec") -> FeatureSpec:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise FeatureError(f"{source}: unknown field(s) {unknown}; valid fields: {sorted(names)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def load(cls, root: str | Path) -> FeatureSpec:
+        """``<root>/feature_spec.json``, or the official release's spec when the file is absent."""
+        path = Path(root) / "feature_spec.json"
+        if not path.is_file():
+            return cls()
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise FeatureError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from e
+        if not isinstance(data, dict):
+            raise FeatureError(f"{path}: expected a JSON object of spec fields")
+        return cls.from_dict(data, str(path))
+
+    def save(self, root: str | Path) -> Path:
+        from quag.io import atomic_write_json
+
+        return atomic_write_json(Path(root) / "feature_spec.json", self.to_dict())
+
+    def check_compatible(self, other: FeatureSpec, what: str = "checkpoint", other_what: str = "features") -> None:
+        """Raise if features made by ``other`` cannot feed a model trained on ``self``."""
+        keys = ("visual_encoder", "visual_dim", "fps", "asr_encoder", "asr_dim", "query_encoder", "query_dim")
+        diffs = [f"{k}: {what} {getattr(self, k)!r} vs {other_what} {getattr(other, k)!r}"
+                 for k in keys if getattr(self, k) != getattr(other, k)]
+        if diffs:
+            raise FeatureError(
+                f"the {other_what} were made by other encoders than the {what} expects ("
+                + "; ".join(diffs) + "). Re-extract the features with the matching encoders or use a matching checkpoint."
+            )
+
+
+@dataclass
+class LengthReport:
+    """Visual files whose row count differed from round(v_duration), and what was done."""
+
+    checked: int = 0
+    truncated: dict[str, tuple[int, int]] = field(default_factory=dict)  # video -> (rows, T)
+    padded: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (f"{self.checked} visual files checked: {self.checked - len(self.truncated) - len(self.padded)} exact, "
+                f"{len(self.truncated)} cut to round(duration), {len(self.padded)} padded by repeating the last row")
+
+
+class _LRU:
+    """Byte-bounded least-recently-used cache (thread-safe)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.bytes = max_bytes, 0
+        self.items: OrderedDict[Any, np.ndarray] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: Any) -> np.ndarray | None:
+        with self.lock:
+            v = self.items.get(key)
+            if v is not None:
+                self.items.move_to_end(key)
+            return v
+
+    def put(self, key: Any, value: np.ndarray) -> None:
+        if value.nbytes > self.max_bytes:
+            return
+        with self.lock:
+            if key in self.items:
+                return
+            self.items[key] = value
+            self.bytes += value.nbytes
+            while self.bytes > self.max_bytes:
+                _, old = self.items.popitem(last=False)
+                self.bytes -= old.nbytes
+
+
+def load_tensor_file(path: Path, what: str) -> np.ndarray:
+    """Load a ``torch.save``-d tensor (or array) as float32 NumPy; errors name the file."""
+    if not path.is_file():
+        raise FeatureError(f"{what} file {path} not found: {OBTAIN_HINT}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt files
+        raise FeatureError(f"{path}: cannot be read as a torch tensor file ({type(e).__name__}: {e}); re-create it") from e
+    if isinstance(obj, torch.Tensor):
+        arr = obj.detach().to(torch.float32).numpy()
+    elif isinstance(obj, np.ndarray):
+        arr = obj.astype(np.float32)
+    else:
+        raise FeatureError(f"{path}: expected a tensor, found {type(obj).__name__} (a broken check_feature_size.py "
+                           "run writes a list of paths here); re-create the file")
+    return arr
+
+
+def _check_matrix(arr: np.ndarray, path: Path, dim: int, field_name: str) -> np.ndarray:
+    if arr.ndim == 1 and arr.size == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    if arr.ndim != 2:
+        raise FeatureError(f"{path}: {field_name} must be a 2-D (rows, {dim}) matrix, got shape {tuple(arr.shape)}")
+    if arr.shape[1] != dim:
+        raise FeatureError(f"{path}: {field_name} rows have {arr.shape[1]} values, the feature spec says {dim} "
+                           "(wrong encoder? check feature_spec.json)")
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).any(axis=1).argmax())
+        raise FeatureError(f"{path}: {field_name} contains NaN/Inf (first at row {bad}); re-extract this video")
+    return arr
+
+
+class FeatureStore:
+    """Reads visual, transcript and query features of one dataset root (official layout).
+
+    Args:
+        root: dataset root.
+        spec: feature spec; default: ``<root>/feature_spec.json`` or the official one.
+        length_tolerance: largest |rows - round(duration)| that is fixed instead of raising.
+        asr_alignment: ``official`` or ``overlap`` (see :func:`quag.data.srt.spread_cues`).
+        cache_mb: memory for decoded tensors.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        spec: FeatureSpec | None = None,
+        length_tolerance: int = 3,
+        asr_alignment: str = "official",
+        cache_mb: int = 4096,
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FeatureError(f"dataset root {self.root} does not exist: {OBTAIN_HINT}")
+        self.spec = spec or FeatureSpec.load(self.root)
+        self.length_tolerance = length_tolerance
+        self.asr_alignment = asr_alignment
+        self.report = LengthReport()
+        self._cache = _LRU(cache_mb * 2**20)
+        self._queries: dict[str, np.ndarray] | None = None
+
+    # -- paths (the single naming convention) -------------------------------------------------------------
+    @staticmethod
+    def stem(video: str) -> str:
+        return video[:-4] if video.endswith(".mp4") else video
+
+    def visual_path(self, video: str) -> Path:
+        return self.root / self.spec.visual_dir / f"{self.stem(video)}.mp4.pt"
+
+    def srt_path(self, video: str) -> Path:
+        return self.root / self.spec.asr_dir / f"{self.stem(video)}.srt"
+
+    def asr_feat_path(self, video: str) -> Path:
+        return self.root / self.spec.asr_feat_dir / f"{self.stem(video)}.pt"
+
+    def query_path(self) -> Path:
+        return self.root / self.spec.query_file
+
+    # -- loading ----------------------------------------------------------------------------------------
+    def visual(self, video: str, n_frames: int) -> np.ndarray:
+        """(n_frames, visual_dim) float32 frame features, length policy applied."""
+        key = ("v", video, n_frames)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        path = self.visual_path(video)
+        arr = _check_matrix(load_tensor_file(path, "visual feature"), path, self.spec.visual_dim, "visual features")
+        rows = arr.shape[0]
+        if rows != n_frames:
+            if abs(rows - n_frames) > self.length_tolerance or rows == 0:
+                raise FeatureError(
+                    f"{path}: {rows} rows but the video lasts {n_frames} s (round(v_duration)); the difference exceeds "
+                    f"data.length_tolerance={self.length_tolerance}. Re-extract this video at 1 fps or raise the tolerance."
+                )
+            if rows > n_frames:
+                arr = arr[:n_frames]
+                self.report.truncated[video] = (rows, n_frames)
+            else:
+                arr = np.concatenate([arr, np.repeat(arr[-1:], n_frames - rows, axis=0)])
+                self.report.padded[video] = (rows, n_frames)
+        self.report.checked += 1
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        self._cache.put(key, arr)
+        return arr
+
+    def asr(self, video: str, n_frames: int) -> np.ndarray:
+        """(n_frames, asr_dim) per-second transcript features (zeros where nobody speaks)."""
+        key = ("a", video, n_frames)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        srt_path, feat_path = self.srt_path(video), self.asr_feat_path(video)
+        if not srt_path.is_file():
+            raise FeatureError(f"transcript {srt_path} not found: {OBTAIN_HINT}")
+        cues = read_srt(srt_path)
+        emb = _check_matrix(load_tensor_file(feat_path, "transcript embedding"), feat_path, self.spec.asr_dim,
+                            "transcript embeddings")
+        if emb.shape[0] != len(cues):
+            raise FeatureError(f"{feat_path}: {emb.shape[0]} embedding rows but {srt_path} has {len(cues)} cues; "
+                               "re-embed the transcript (one row per cue, in file order)")
+        arr = spread_cues(cues, emb, n_frames, self.asr_alignment)
+        self._cache.put(key, arr)
+        return arr
+
+    def queries(self) -> dict[str, np.ndarray]:
+        """All query embeddings of the root: query text -> (query_dim,) float32."""
+        if self._queries is None:
+            path = self.query_path()
+            if not path.is_file():
+                raise FeatureError(
+                    f"query-embedding file {path} not found: create it with "
+                    f"`quag encode-queries {self.root}` (encoder {self.spec.query_encoder})"
+                )
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as e:
+                raise FeatureError(f"{path}: cannot be read ({type(e).__name__}: {e}); re-create it") from e
+            if not isinstance(obj, dict) or "queries" not in obj or "embeddings" not in obj:
+                raise FeatureError(f"{path}: expected a dict with 'queries' (list of str) and 'embeddings' (Q, D)")
+            queries, emb = obj["queries"], obj["embeddings"]
+            if not isinstance(emb, torch.Tensor) or not isinstance(queries, list):
+                raise FeatureError(f"{path}: field 'embeddings' must be a tensor and 'queries' a list of strings")
+            arr = _check_matrix(emb.to(torch.float32).numpy(), path, self.spec.query_dim, "query embeddings")
+            if arr.shape[0] != len(queries):
+                raise FeatureError(f"{path}: {len(queries)} queries but {arr.shape[0]} embedding rows")
+            self._queries = {q: arr[i] for i, q in enumerate(queries)}
+        return self._queries
+
+    def query(self, text: str) -> np.ndarray:
+        table = self.queries()
+        if text not in table:
+            raise FeatureError(f"{self.query_path()}: no embedding for query {text!r}; re-run "
+                               f"`quag encode-queries {self.root}` after adding queries")
+        return table[text]
+
+    def check_files(self, videos: list[str]) -> None:
+        """Raise one error listing every missing feature file of ``videos`` (checked before training)."""
+        missing = []
+        for v in videos:
+            for p in (self.visual_path(v), self.srt_path(v), self.asr_feat_path(v)):
+                if not p.is_file():
+                    missing.append(str(p))
+        if missing:
+            head = "\n  ".join(missing[:10])
+            more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise FeatureError(f"{len(missing)} feature file(s) missing under {self.root}:\n  {head}{more}\n"
+                               f"To obtain them: {OBTAIN_HINT}")
+        self.queries()
