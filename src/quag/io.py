@@ -58,8 +58,11 @@ def atomic_write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> Path:
 
 
 def atomic_torch_save(path: str | Path, obj: Any) -> Path:
+    """``torch.save`` atomically; the bytes do not depend on the file name (same object -> same file)."""
+    import io
+
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-    return Path(path)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write(path, lambda f: f.write(buf.getvalue()), mode="wb")

@@ -174,6 +174,30 @@ def _check_matrix(arr: np.ndarray, path: Path, dim: int, field_name: str) -> np.
     return arr
 
 
+@dataclass(frozen=True)
+class FeatureLayout:
+    """The single naming convention of feature files (video keys may carry ``.mp4`` or not)."""
+
+    root: Path
+    spec: FeatureSpec
+
+    @staticmethod
+    def stem(video: str) -> str:
+        return video[:-4] if video.endswith(".mp4") else video
+
+    def visual_path(self, video: str) -> Path:
+        return Path(self.root) / self.spec.visual_dir / f"{self.stem(video)}.mp4.pt"
+
+    def srt_path(self, video: str) -> Path:
+        return Path(self.root) / self.spec.asr_dir / f"{self.stem(video)}.srt"
+
+    def asr_feat_path(self, video: str) -> Path:
+        return Path(self.root) / self.spec.asr_feat_dir / f"{self.stem(video)}.pt"
+
+    def query_path(self) -> Path:
+        return Path(self.root) / self.spec.query_file
+
+
 class FeatureStore:
     """Reads visual, transcript and query features of one dataset root (official layout).
 
@@ -197,28 +221,25 @@ class FeatureStore:
         if not self.root.is_dir():
             raise FeatureError(f"dataset root {self.root} does not exist: {OBTAIN_HINT}")
         self.spec = spec or FeatureSpec.load(self.root)
+        self.layout = FeatureLayout(self.root, self.spec)
         self.length_tolerance = length_tolerance
         self.asr_alignment = asr_alignment
         self.report = LengthReport()
         self._cache = _LRU(cache_mb * 2**20)
         self._queries: dict[str, np.ndarray] | None = None
 
-    # -- paths (the single naming convention) -------------------------------------------------------------
-    @staticmethod
-    def stem(video: str) -> str:
-        return video[:-4] if video.endswith(".mp4") else video
-
+    # -- paths ------------------------------------------------------------------------------------------
     def visual_path(self, video: str) -> Path:
-        return self.root / self.spec.visual_dir / f"{self.stem(video)}.mp4.pt"
+        return self.layout.visual_path(video)
 
     def srt_path(self, video: str) -> Path:
-        return self.root / self.spec.asr_dir / f"{self.stem(video)}.srt"
+        return self.layout.srt_path(video)
 
     def asr_feat_path(self, video: str) -> Path:
-        return self.root / self.spec.asr_feat_dir / f"{self.stem(video)}.pt"
+        return self.layout.asr_feat_path(video)
 
     def query_path(self) -> Path:
-        return self.root / self.spec.query_file
+        return self.layout.query_path()
 
     # -- loading ----------------------------------------------------------------------------------------
     def visual(self, video: str, n_frames: int) -> np.ndarray:

