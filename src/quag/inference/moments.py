@@ -1,0 +1,63 @@
+"""Moment-retrieval decoding: start/end logits (B, T) -> one span of frames per video.
+
+The heads are trained with per-frame binary cross-entropy (reference-anatomy 2.4), so a frame's start score is
+``log sigmoid(start_logit)``. ``span`` decoding returns the pair maximising
+``log sigmoid(s_i) + log sigmoid(e_j)`` under ``i <= j`` (and ``j - i < max_len`` when given); ``independent``
+takes the two argmaxes separately, as the reference does (its spans can be reversed and then score IoU 0).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def decode_spans(
+    start_logits: torch.Tensor,
+    end_logits: torch.Tensor,
+    mask: torch.Tensor,
+    mode: str = "span",
+    max_len: int = 0,
+) -> torch.Tensor:
+    """Best (start, end) frame pair per row.
+
+    Args:
+        start_logits, end_logits: (B, T) logits.
+        mask: (B, T) bool, True on real frames (every row needs at least one).
+        mode: ``span`` or ``independent``.
+        max_len: longest span in frames for ``span`` (0 = unlimited).
+
+    Returns:
+        (B, 2) int64 frame indices.
+
+    ``span`` without a length limit is O(T) per row: a running maximum of the start scores (``cummax``) paired with
+    every end. With a limit, the valid (i, j) band is scored at once, O(T * max_len) memory.
+    """
+    if not mask.any(dim=1).all():
+        raise ValueError("every video needs at least one valid frame")
+    neg = torch.finfo(torch.float32).min
+    s = F.logsigmoid(start_logits.float()).masked_fill(~mask, neg)  # (B, T)
+    e = F.logsigmoid(end_logits.float()).masked_fill(~mask, neg)
+    if mode == "independent":
+        return torch.stack([s.argmax(dim=1), e.argmax(dim=1)], dim=1)
+    if mode != "span":
+        raise ValueError(f"unknown moment decoding {mode!r}; expected span or independent")
+    B, T = s.shape
+    if max_len <= 0 or max_len >= T:
+        best_start, best_idx = torch.cummax(s, dim=1)  # (B, T): best start at or before each end frame
+        total = best_start + e
+        end = total.argmax(dim=1)  # (B,)
+        start = best_idx.gather(1, end[:, None])[:, 0]
+        return torch.stack([start, end], dim=1)
+    # band of allowed (start, end) pairs: 0 <= end - start < max_len
+    offsets = torch.arange(max_len, device=s.device)  # (L,)
+    starts = torch.arange(T, device=s.device)[:, None]  # (T, 1)
+    ends = starts + offsets  # (T, L)
+    inside = ends < T
+    ends_c = ends.clamp(max=T - 1)
+    score = s[:, :, None] + e[:, ends_c]  # (B, T, L)
+    score = score.masked_fill(~inside[None], float("-inf"))
+    flat = score.reshape(B, -1).argmax(dim=1)  # (B,)
+    start = flat // max_len
+    end = start + flat % max_len
+    return torch.stack([start, end], dim=1)
