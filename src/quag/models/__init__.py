@@ -1,0 +1,69 @@
+"""QUAG and the HiREST Joint baseline: models, losses, caption decoding and reference-checkpoint loading.
+
+Shape letters used in every docstring and shape comment of this package:
+
+| letter | meaning |
+|---|---|
+| B | batch |
+| T | video clips (frames at 1 fps, padded to the longest video of the batch) |
+| D | fused feature width (QUAG 768; Joint E = 512) |
+| H | encoder output / caption-decoder width (768) |
+| L | caption tokens |
+| V | vocabulary (30,522) |
+| N | rows seen by the decoder (B, or B x beams while decoding) |
+| nh, hd | attention heads, head width |
+| Dv, Da, Dq | input widths of frames (1024), ASR (384) and query (1024) |
+
+Masks are ``torch.bool`` with True = valid (a real frame, a real token); they are converted only at the
+attention call. Time is in clip indices here; seconds exist only outside the model.
+
+Entry points: :func:`build_model`, :class:`QuagModel`, :class:`JointModel`, the losses in
+:mod:`quag.models.losses`, :func:`generate_beam` / :func:`generate_greedy`, and
+:mod:`quag.models.reference_compat` for reference checkpoints.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from quag.config import ModelConfig
+from quag.models.decoder import DecoderCache, StepCaptionDecoder
+from quag.models.generation import generate_beam, generate_greedy
+from quag.models.joint import JointModel
+from quag.models.outputs import (
+    CaptionOutput,
+    EncoderOutput,
+    FrontOutput,
+    MomentRetrievalOutput,
+    SegmentationOutput,
+    TaskOutput,
+)
+from quag.models.quag import QuagModel
+from quag.models.summary import count_parameters
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """Build :class:`QuagModel` (``cfg.arch == "quag"``) or :class:`JointModel` (``"joint"``)."""
+    if cfg.arch == "quag":
+        return QuagModel(cfg)
+    if cfg.arch == "joint":
+        return JointModel(cfg)
+    raise ValueError(f"model.arch must be 'quag' or 'joint', got {cfg.arch!r}")
+
+
+__all__ = [
+    "CaptionOutput",
+    "DecoderCache",
+    "EncoderOutput",
+    "FrontOutput",
+    "JointModel",
+    "MomentRetrievalOutput",
+    "QuagModel",
+    "SegmentationOutput",
+    "StepCaptionDecoder",
+    "TaskOutput",
+    "build_model",
+    "count_parameters",
+    "generate_beam",
+    "generate_greedy",
+]

@@ -1,0 +1,144 @@
+"""Input projections, the context embeddings and the CLIP4Caption visual encoder of the Joint baseline.
+
+Reference: reference-anatomy sections 2.2 (Joint, steps 1-8) and 2.7 (QUAG, item 1). The frame, ASR and query
+features are precomputed (EVA-CLIP-g 1024-d frames and query, MiniLM 384-d per-second ASR).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from quag.models.layers import PostLNTransformerLayer, relative_time
+
+BERT_INIT_STD = 0.02
+"""CLIP4Caption / BERT initialiser range: N(0, 0.02) weights, zero biases."""
+BERT_NORM_EPS = 1e-12
+"""TF-style LayerNorm epsilon used by every CLIP4Caption LayerNorm."""
+
+
+class InputEmbedding(nn.Module):
+    """Project frames, ASR and the query into one width (paper "Multi-modal Input Embedding").
+
+    - video: ``Linear(Dv -> D)`` then CLIP4Caption's ``normalize_video`` (LayerNorm, eps 1e-12);
+    - ASR: ``LayerNorm(Da)`` then ``Linear(Da -> D)`` (silent or padded zero rows become the projected
+      LayerNorm bias, not zero, exactly as in the reference);
+    - query: ``Linear(Dq -> D)`` then L2 normalisation.
+
+    Args:
+        visual_dim: Dv, frame-feature width.
+        asr_dim: Da, transcript-feature width.
+        query_dim: Dq, query-embedding width.
+        dim: D, output width.
+
+    Shapes:
+        - video: (B, T, Dv); asr: (B, T, Da); query: (B, Dq).
+        - output: video (B, T, D), asr (B, T, D), query (B, D).
+    """
+
+    def __init__(self, visual_dim: int, asr_dim: int, query_dim: int, dim: int) -> None:
+        super().__init__()
+        self.video_proj = nn.Linear(visual_dim, dim)
+        self.video_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
+        self.asr_norm = nn.LayerNorm(asr_dim)
+        self.asr_proj = nn.Linear(asr_dim, dim)
+        self.query_proj = nn.Linear(query_dim, dim)
+
+    def forward(
+        self, video: torch.Tensor, asr: torch.Tensor, query: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        v = self.video_norm(self.video_proj(video))  # (B, T, D)
+        a = self.asr_proj(self.asr_norm(asr))  # (B, T, D)
+        q = F.normalize(self.query_proj(query), dim=-1)  # (B, D)
+        return v, a, q
+
+
+class ContextEmbedding(nn.Module):
+    """Time, moment-mask and boundary embeddings added before the temporal encoder.
+
+    - time: per-sample normalised frame time in [-1, 1] (0 on padding) through ``Linear(1 -> D), Tanh,
+      Linear(D -> D)``;
+    - moment mask: ``Embedding(2, D)`` indexed by the task region (1 inside, 0 outside or padding);
+    - boundary (moment segmentation only): ``Embedding(2, D)`` indexed by the previous-boundary mask.
+
+    Args:
+        dim: D, width.
+
+    Shapes:
+        - video_mask, moment_mask, boundary_mask: (B, T) bool.
+        - output: (B, T, D), to be added to the features.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.time_mlp = nn.Sequential(nn.Linear(1, dim), nn.Tanh(), nn.Linear(dim, dim))
+        self.mask_embed = nn.Embedding(2, dim)
+        self.boundary_embed = nn.Embedding(2, dim)
+
+    def forward(
+        self, video_mask: torch.Tensor, moment_mask: torch.Tensor, boundary_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        out = self.time_mlp(relative_time(video_mask).to(self.mask_embed.weight.dtype))  # (B, T, D)
+        out = out + self.mask_embed((moment_mask & video_mask).long())
+        if boundary_mask is not None:
+            out = out + self.boundary_embed(boundary_mask.long())
+        return out
+
+
+class Clip4CaptionVisualEncoder(nn.Module):
+    """CLIP4Caption's visual encoder as the Joint baseline uses it (reference-anatomy 2.2, step 8).
+
+    ``Linear(E -> H)`` ("word_embeddings") plus learned positions 0..T-1, LayerNorm (eps 1e-12), dropout, then
+    BERT post-LN layers (erf-GELU FFN). The reference's unused pooler is not built.
+
+    Args:
+        in_dim: E, fused input width (512 in the Joint baseline).
+        dim: H, encoder width (768).
+        num_layers: BERT layers (2).
+        num_heads: Attention heads (12).
+        ffn_dim: FFN width (3072).
+        max_positions: Learned positions (2048); longer inputs raise ``ValueError``.
+        dropout: Hidden and attention dropout (0.1).
+
+    Shapes:
+        - x: (B, T, E); key_mask: (B, T) bool or None; output: (B, T, H).
+    """
+
+    def __init__(
+        self, in_dim: int, dim: int, num_layers: int, num_heads: int, ffn_dim: int, max_positions: int, dropout: float
+    ) -> None:
+        super().__init__()
+        self.input_proj = nn.Linear(in_dim, dim)
+        self.position_embeddings = nn.Embedding(max_positions, dim)
+        self.embed_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            PostLNTransformerLayer(
+                dim,
+                num_heads,
+                ffn_dim,
+                dropout,
+                activation="gelu",
+                norm_eps=BERT_NORM_EPS,
+                ffn_inner_dropout=False,
+                init_std=BERT_INIT_STD,
+            )
+            for _ in range(num_layers)
+        )
+        for m in (self.input_proj, self.position_embeddings):
+            nn.init.normal_(m.weight, std=BERT_INIT_STD)
+        nn.init.zeros_(self.input_proj.bias)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        t = x.shape[1]
+        if t > self.position_embeddings.num_embeddings:
+            raise ValueError(
+                f"{t} frames exceed the Joint encoder's {self.position_embeddings.num_embeddings} learned positions;"
+                " raise model.joint_max_positions or shorten the input"
+            )
+        pos = self.position_embeddings.weight[:t]  # (T, H)
+        h = self.dropout(self.embed_norm(self.input_proj(x) + pos))  # (B, T, H)
+        for layer in self.layers:
+            h = layer(h, key_mask)
+        return h

@@ -1,0 +1,134 @@
+"""The HiREST "Joint" baseline (Zala et al., CVPR 2023; reference-anatomy 2.2), sharing QUAG's heads and decoder.
+
+Top to bottom, at fusion width E (512) and encoder width H (768):
+
+1. frames ``Linear(1024 -> E)`` + LayerNorm (CLIP4Caption's ``normalize_video``), query ``Linear(1024 -> E)``
+   L2-normalised, ASR ``LayerNorm + Linear(384 -> E)``;
+2. fusion: ``video * query + asr`` (element-wise gating, then summation);
+3. boundary (segmentation), time and moment-mask embeddings;
+4. the CLIP4Caption visual encoder: ``Linear(E -> H)`` + learned positions (2048), LayerNorm, 2 BERT layers;
+5. the same heads and caption decoder as QUAG.
+
+The "front end" (:meth:`JointModel.encode_front`) is steps 1-2; everything else is in
+:meth:`JointModel.encode_context`. The model has no contrastive loss (``msp_loss`` is always None). The QUAG
+ablation switches of :class:`~quag.config.ModelConfig` do not apply and are ignored.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from quag.config import ModelConfig
+from quag.data.collate import Batch
+from quag.models.decoder import StepCaptionDecoder
+from quag.models.encoders import Clip4CaptionVisualEncoder, ContextEmbedding, InputEmbedding
+from quag.models.heads import MomentRetrievalHead, MomentSegmentationHead
+from quag.models.outputs import (
+    CaptionOutput,
+    EncoderOutput,
+    FrontOutput,
+    MomentRetrievalOutput,
+    SegmentationOutput,
+    TaskOutput,
+)
+
+
+class JointModel(nn.Module):
+    """HiREST's Joint baseline for moment retrieval, moment segmentation and step captioning.
+
+    Args:
+        config: Architecture; ``config.arch`` must be ``"joint"``. E = ``joint_fusion_dim``,
+            H = ``hidden_dim``.
+
+    Shapes:
+        Inputs are a :class:`~quag.data.collate.Batch` (see :class:`~quag.models.quag.QuagModel`).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if config.arch != "joint":
+            raise ValueError(f"JointModel needs model.arch='joint', got {config.arch!r} (use build_model)")
+        self.config = config
+        e, h = config.joint_fusion_dim, config.hidden_dim
+        self.mask_padding = config.mask_padding
+        self.embed = InputEmbedding(config.visual_dim, config.asr_dim, config.query_dim, e)
+        self.context = ContextEmbedding(e)
+        self.visual_encoder = Clip4CaptionVisualEncoder(
+            e,
+            h,
+            config.num_encoder_layers,
+            config.num_heads,
+            config.ffn_dim,
+            config.joint_max_positions,
+            config.dropout,
+        )
+        self.heads = nn.ModuleDict(
+            {
+                "moment_retrieval": MomentRetrievalHead(h),
+                "moment_segmentation": MomentSegmentationHead(h),
+                "step_captioning": StepCaptionDecoder(
+                    config.vocab_size,
+                    h,
+                    config.decoder_layers,
+                    config.num_heads,
+                    config.ffn_dim,
+                    config.decoder_max_positions,
+                    config.dropout,
+                    mask_memory=config.mask_padding,
+                ),
+            }
+        )
+
+    @property
+    def decoder(self) -> StepCaptionDecoder:
+        """The step-caption decoder (``heads["step_captioning"]``)."""
+        return self.heads["step_captioning"]  # type: ignore[return-value]
+
+    def encode_front(
+        self, video: torch.Tensor, asr: torch.Tensor, query: torch.Tensor, video_mask: torch.Tensor
+    ) -> FrontOutput:
+        """Projections and query gating: (B, T, Dv), (B, T, Da), (B, Dq) -> features (B, T, E).
+
+        ``video_mask`` is unused here (every operation is per frame); it keeps the interface of QUAG.
+        """
+        v, a, q = self.embed(video, asr, query)  # (B, T, E), (B, T, E), (B, E)
+        return FrontOutput(features=v * q[:, None, :] + a, msp_loss=None)
+
+    def encode_context(
+        self,
+        front_features: torch.Tensor,
+        video_mask: torch.Tensor,
+        moment_mask: torch.Tensor,
+        boundary_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Add the context embeddings and run the CLIP4Caption visual encoder: (B, T, E) -> (B, T, H)."""
+        x = front_features + self.context(video_mask, moment_mask, boundary_mask)
+        return self.visual_encoder(x, video_mask if self.mask_padding else None)
+
+    def encode(self, batch: Batch) -> EncoderOutput:
+        """Front end and context encoder for a batch: hidden (B, T, H); ``msp_loss`` is None."""
+        front = self.encode_front(batch.video, batch.asr, batch.query, batch.video_mask)
+        hidden = self.encode_context(front.features, batch.video_mask, batch.moment_mask, batch.boundary_mask)
+        return EncoderOutput(hidden=hidden, msp_loss=None)
+
+    def moment_logits(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Start and end logits (B, T) each from the encoder output (B, T, H)."""
+        return self.heads["moment_retrieval"](h)
+
+    def segment_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Next-boundary logits (B, T) from the encoder output (B, T, H)."""
+        return self.heads["moment_segmentation"](h)
+
+    def forward(self, batch: Batch) -> TaskOutput:
+        """Training forward pass for ``batch.task``; logits are finite at padded positions (see outputs)."""
+        h = self.encode(batch).hidden
+        if batch.task == "moment_retrieval":
+            start, end = self.moment_logits(h)
+            return MomentRetrievalOutput(start_logits=start, end_logits=end, msp_loss=None)
+        if batch.task == "moment_segmentation":
+            return SegmentationOutput(logits=self.segment_logits(h), msp_loss=None)
+        if batch.caption_ids is None:
+            raise ValueError("a step_captioning forward needs batch.caption_ids; decode with generate_beam instead")
+        logits, _ = self.decoder(batch.caption_ids, h, batch.video_mask, input_mask=batch.caption_mask)
+        return CaptionOutput(logits=logits, msp_loss=None)

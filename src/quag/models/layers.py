@@ -1,0 +1,197 @@
+"""Generic blocks shared by QUAG, the Joint baseline and the caption decoder.
+
+Nothing here knows about tasks or configs: every block takes primitives (``dim``, ``num_heads``, ...), so each
+one can be tested on its own. Attention runs through :func:`torch.nn.functional.scaled_dot_product_attention`;
+masks are ``torch.bool`` with True = valid everywhere, which is also SDPA's "True = may attend" convention, so
+the only conversion at the attention call is a reshape to ``(B, 1, 1, S)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: int = 1) -> torch.Tensor:
+    """Mean of ``x`` over ``dim``, counting only positions where ``mask`` is True.
+
+    Args:
+        x: Values, e.g. (B, T, D).
+        mask: (B, T) bool, True = valid, or None for a plain mean. Rows with no valid position give 0.
+        dim: Axis to reduce (the axis ``mask`` covers).
+
+    Returns:
+        ``x`` with ``dim`` removed, e.g. (B, D).
+    """
+    if mask is None:
+        return x.mean(dim)
+    weights = mask.to(x.dtype).unsqueeze(-1)  # (B, T, 1)
+    count = weights.sum(dim).clamp(min=1.0)  # (B, 1)
+    return (x * weights).sum(dim) / count
+
+
+def relative_time(video_mask: torch.Tensor) -> torch.Tensor:
+    """Per-sample normalised frame times in [-1, 1] (the reference's ``linspace(0, 1, n_valid) * 2 - 1``).
+
+    Args:
+        video_mask: (B, T) bool, True on real frames (a prefix of each row).
+
+    Returns:
+        (B, T, 1) float: -1 at the first valid frame, +1 at the last, 0 on padding; a single-frame video gets -1.
+    """
+    n_valid = video_mask.sum(1, keepdim=True)  # (B, 1)
+    steps = torch.arange(video_mask.shape[1], device=video_mask.device)[None, :]  # (1, T)
+    t = steps / (n_valid - 1).clamp(min=1)  # (B, T) in [0, 1] on valid frames
+    t = (t * 2.0 - 1.0) * video_mask
+    return t.unsqueeze(-1).float()  # (B, T, 1)
+
+
+def attention_mask(key_mask: torch.Tensor) -> torch.Tensor:
+    """Key-padding mask (B, S), True = valid, to an SDPA bool mask (B, 1, 1, S), True = may attend.
+
+    A row without any valid key is opened entirely (SDPA would return NaN for it); its output is meaningless
+    but finite, and no real sample has zero frames.
+    """
+    key_mask = key_mask | ~key_mask.any(-1, keepdim=True)
+    return key_mask[:, None, None, :]  # (B, 1, 1, S)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head (self- or cross-) attention with separate q/k/v projections, run by SDPA.
+
+    Separate projections make cross-attention and key/value caching direct; checkpoints that pack them
+    (``nn.MultiheadAttention.in_proj_weight``) are split in :mod:`quag.models.reference_compat`.
+
+    Args:
+        dim: Width of queries, keys, values and output.
+        num_heads: Heads; ``dim`` must be divisible by it.
+        dropout: Dropout on the attention probabilities (training only).
+        bias: Whether the four projections have biases.
+        init_std: ``None``: ``nn.MultiheadAttention``'s initialisation (Xavier-uniform over the packed
+            (3D, D) input projection, zero biases); a float: BERT's N(0, init_std) weights and zero biases.
+
+    Shapes:
+        - x: (B, L, D) queries; context: (B, S, D) keys/values (defaults to x).
+        - key_mask: (B, S) bool, True = may be attended.
+        - output: (B, L, D).
+    """
+
+    def __init__(
+        self, dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True, init_std: float | None = None
+    ) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.dropout = dropout
+        self.q_proj = nn.Linear(dim, dim, bias=bias)
+        self.k_proj = nn.Linear(dim, dim, bias=bias)
+        self.v_proj = nn.Linear(dim, dim, bias=bias)
+        self.out_proj = nn.Linear(dim, dim, bias=bias)
+        self._init(init_std)
+
+    def _init(self, init_std: float | None) -> None:
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        if init_std is None:
+            # Xavier-uniform over the packed (3D, D) matrix, as nn.MultiheadAttention does.
+            dim = self.q_proj.in_features
+            bound = math.sqrt(6.0 / (dim + 3 * dim))
+            for p in projections:
+                nn.init.uniform_(p.weight, -bound, bound)
+        else:
+            for p in (*projections, self.out_proj):
+                nn.init.normal_(p.weight, std=init_std)
+        for p in (*projections, self.out_proj):
+            if p.bias is not None:
+                nn.init.zeros_(p.bias)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, S, D) -> (B, nh, S, hd)."""
+        b, s, _ = x.shape
+        return x.view(b, s, self.num_heads, self.head_dim).transpose(1, 2)  # (B, nh, S, hd)
+
+    def project_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of ``context`` (B, S, D), each (B, nh, S, hd); cached by the decoder."""
+        return self.split_heads(self.k_proj(context)), self.split_heads(self.v_proj(context))
+
+    def attend(
+        self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Attention of queries ``x`` (B, L, D) over projected ``k``, ``v`` (B, nh, S, hd).
+
+        ``attn_mask`` is bool, broadcastable to (B, nh, L, S), True = may attend.
+        """
+        b, n, _ = x.shape
+        q = self.split_heads(self.q_proj(x))  # (B, nh, L, hd)
+        # Under autocast the projections may differ in dtype from cached keys; SDPA needs one dtype.
+        k, v = k.to(q.dtype), v.to(q.dtype)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, nh, L, hd)
+        out = out.transpose(1, 2).reshape(b, n, self.num_heads * self.head_dim)  # (B, L, D)
+        return self.out_proj(out)
+
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor | None = None, key_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        k, v = self.project_kv(x if context is None else context)
+        return self.attend(x, k, v, None if key_mask is None else attention_mask(key_mask))
+
+
+class PostLNTransformerLayer(nn.Module):
+    """Post-LN self-attention layer: ``x = LN(x + Drop(Attn(x)))``, ``x = LN(x + Drop(FFN(x)))``.
+
+    Used for QUAG's encoder (the reference's ``CrossTransformer``, PyTorch ``TransformerEncoderLayer`` style:
+    ReLU, LayerNorm eps 1e-5, dropout also inside the FFN) and for the Joint baseline's CLIP4Caption visual
+    encoder (BERT style: erf-GELU, eps 1e-12, no dropout inside the FFN, N(0, 0.02) initialisation).
+
+    Args:
+        dim: Model width.
+        num_heads: Attention heads.
+        ffn_dim: Hidden width of the feed-forward block.
+        dropout: Attention-probability and residual dropout.
+        activation: ``"relu"`` or ``"gelu"``.
+        norm_eps: LayerNorm epsilon.
+        ffn_inner_dropout: Dropout after the FFN activation as well.
+        init_std: See :class:`MultiHeadAttention`; also applied to the FFN when given (BERT init).
+
+    Shapes:
+        - x: (B, T, D); key_mask: (B, T) bool or None; output: (B, T, D).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        ffn_dim: int,
+        dropout: float,
+        activation: str = "relu",
+        norm_eps: float = 1e-5,
+        ffn_inner_dropout: bool = True,
+        init_std: float | None = None,
+    ) -> None:
+        super().__init__()
+        if activation not in ("relu", "gelu"):
+            raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
+        self.self_attn = MultiHeadAttention(dim, num_heads, dropout=dropout, init_std=init_std)
+        self.attn_norm = nn.LayerNorm(dim, eps=norm_eps)
+        self.ffn_in = nn.Linear(dim, ffn_dim)
+        self.ffn_out = nn.Linear(ffn_dim, dim)
+        self.ffn_norm = nn.LayerNorm(dim, eps=norm_eps)
+        self.dropout = nn.Dropout(dropout)
+        self.inner_dropout = nn.Dropout(dropout) if ffn_inner_dropout else nn.Identity()
+        self.activation = activation
+        if init_std is not None:
+            for lin in (self.ffn_in, self.ffn_out):
+                nn.init.normal_(lin.weight, std=init_std)
+                nn.init.zeros_(lin.bias)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.attn_norm(x + self.dropout(self.self_attn(x, key_mask=key_mask)))
+        act = F.relu if self.activation == "relu" else F.gelu
+        h = self.ffn_out(self.inner_dropout(act(self.ffn_in(x))))
+        return self.ffn_norm(x + self.dropout(h))

@@ -1,0 +1,85 @@
+"""Output types and shapes for every task and both architectures; the split front/context API; bf16 autocast."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from model_helpers import make_batch, tiny_config
+
+from quag.models import (
+    CaptionOutput,
+    JointModel,
+    MomentRetrievalOutput,
+    QuagModel,
+    SegmentationOutput,
+    build_model,
+)
+
+
+def test_build_model_dispatches_on_arch() -> None:
+    assert isinstance(build_model(tiny_config("quag")), QuagModel)
+    assert isinstance(build_model(tiny_config("joint")), JointModel)
+    with pytest.raises(ValueError, match="arch"):
+        QuagModel(tiny_config("joint"))
+
+
+def test_output_shapes(arch: str, task: str) -> None:
+    cfg = tiny_config(arch)
+    model = build_model(cfg).eval()
+    batch = make_batch(task, [7, 4, 10], cfg)
+    out = model(batch)
+    b, t = batch.video.shape[:2]
+    if task == "moment_retrieval":
+        assert isinstance(out, MomentRetrievalOutput)
+        assert out.start_logits.shape == out.end_logits.shape == (b, t)
+        logits = out.start_logits
+    elif task == "moment_segmentation":
+        assert isinstance(out, SegmentationOutput)
+        assert out.logits.shape == (b, t)
+        logits = out.logits
+    else:
+        assert isinstance(out, CaptionOutput)
+        assert out.logits.shape == (b, batch.caption_ids.shape[1], cfg.vocab_size)
+        logits = out.logits
+    assert torch.isfinite(logits).all(), "padded positions must hold finite logits"
+    if arch == "quag":
+        assert out.msp_loss is not None and out.msp_loss.shape == () and torch.isfinite(out.msp_loss)
+    else:
+        assert out.msp_loss is None
+
+
+def test_front_and_context_reproduce_forward(arch: str) -> None:
+    """One segmentation round = one encode_context on a cached front end, as the decoder uses it."""
+    cfg = tiny_config(arch)
+    model = build_model(cfg).eval()
+    batch = make_batch("moment_segmentation", [6, 9], cfg)
+    front = model.encode_front(batch.video, batch.asr, batch.query, batch.video_mask)
+    h = model.encode_context(front.features, batch.video_mask, batch.moment_mask, batch.boundary_mask)
+    assert h.shape == (2, 9, cfg.hidden_dim)
+    torch.testing.assert_close(model.segment_logits(h), model(batch).logits, rtol=0, atol=0)
+    start, end = model.moment_logits(h)
+    assert start.shape == end.shape == (2, 9)
+
+
+def test_caption_forward_needs_targets(arch: str) -> None:
+    cfg = tiny_config(arch)
+    batch = make_batch("step_captioning", [5], cfg)
+    batch.caption_ids = None
+    with pytest.raises(ValueError, match="generate_beam"):
+        build_model(cfg)(batch)
+
+
+def test_joint_rejects_more_frames_than_positions() -> None:
+    cfg = tiny_config("joint", joint_max_positions=8)
+    with pytest.raises(ValueError, match="joint_max_positions"):
+        build_model(cfg)(make_batch("moment_retrieval", [9], cfg))
+
+
+def test_runs_under_bf16_autocast(arch: str, task: str) -> None:
+    cfg = tiny_config(arch)
+    model = build_model(cfg)
+    batch = make_batch(task, [5, 8], cfg)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(batch)
+    logits = out.start_logits if task == "moment_retrieval" else out.logits
+    assert torch.isfinite(logits.float()).all()
