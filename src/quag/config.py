@@ -40,6 +40,9 @@ class ModelConfig:
     """Feed-forward width of the encoder layers."""
     dropout: float = 0.1
     """Dropout used everywhere the reference uses it."""
+    attention_dropout: float | None = None
+    """Dropout on attention probabilities; None = ``dropout`` (the reference). 0 lets CPU attention use the fused
+    kernel (any probability dropout forces PyTorch's unfused path, several times slower on long videos)."""
     visual_dim: int = 1024
     """Input frame-feature width (EVA-CLIP-g: 1024). Checked against the feature spec."""
     asr_dim: int = 384
@@ -80,6 +83,8 @@ class ModelConfig:
             raise ValueError(f"model.hidden_dim ({self.hidden_dim}) must be divisible by model.num_heads")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
+            raise ValueError(f"model.attention_dropout must be in [0, 1) or null, got {self.attention_dropout}")
         if not 0 < self.msp_temperature_min <= self.msp_temperature_init <= self.msp_temperature_max:
             raise ValueError("model.msp_temperature_init must lie in [msp_temperature_min, msp_temperature_max] > 0")
 

@@ -80,11 +80,12 @@ class DecoderLayer(nn.Module):
         - x: (N, L, H); self_mask: broadcastable to (N, nh, L, t); output: (N, L, H).
     """
 
-    def __init__(self, dim: int, num_heads: int, ffn_dim: int, dropout: float) -> None:
+    def __init__(self, dim: int, num_heads: int, ffn_dim: int, dropout: float, attn_dropout: float | None = None) -> None:
         super().__init__()
-        self.self_attn = MultiHeadAttention(dim, num_heads, dropout=dropout, init_std=BERT_INIT_STD)
+        attn_p = dropout if attn_dropout is None else attn_dropout
+        self.self_attn = MultiHeadAttention(dim, num_heads, dropout=attn_p, init_std=BERT_INIT_STD)
         self.self_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
-        self.cross_attn = MultiHeadAttention(dim, num_heads, dropout=dropout, init_std=BERT_INIT_STD)
+        self.cross_attn = MultiHeadAttention(dim, num_heads, dropout=attn_p, init_std=BERT_INIT_STD)
         self.cross_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
         self.ffn_in = nn.Linear(dim, ffn_dim)
         self.ffn_out = nn.Linear(ffn_dim, dim)
@@ -118,6 +119,7 @@ class StepCaptionDecoder(nn.Module):
         ffn_dim: FFN width (3072).
         max_positions: BERT absolute positions (512).
         dropout: Hidden and attention dropout (0.1).
+        attn_dropout: Attention-probability dropout (default: ``dropout``).
         mask_memory: Give the cross-attention the memory's key-padding mask. False reproduces the reference,
             whose cross-attention mask is all zeros (no effect); callers may pass the mask either way.
 
@@ -138,6 +140,7 @@ class StepCaptionDecoder(nn.Module):
         max_positions: int,
         dropout: float,
         mask_memory: bool = True,
+        attn_dropout: float | None = None,
     ) -> None:
         super().__init__()
         self.mask_memory = mask_memory
@@ -145,7 +148,7 @@ class StepCaptionDecoder(nn.Module):
         self.position_embeddings = nn.Embedding(max_positions, dim)
         self.embed_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(DecoderLayer(dim, num_heads, ffn_dim, dropout) for _ in range(num_layers))
+        self.layers = nn.ModuleList(DecoderLayer(dim, num_heads, ffn_dim, dropout, attn_dropout) for _ in range(num_layers))
         self.transform = nn.Linear(dim, dim)
         self.transform_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
         # The output projection is the word-embedding matrix itself (tied); only its bias is a new parameter.

@@ -100,13 +100,22 @@ class Clip4CaptionVisualEncoder(nn.Module):
         ffn_dim: FFN width (3072).
         max_positions: Learned positions (2048); longer inputs raise ``ValueError``.
         dropout: Hidden and attention dropout (0.1).
+        attn_dropout: Attention-probability dropout (default: ``dropout``).
 
     Shapes:
         - x: (B, T, E); key_mask: (B, T) bool or None; output: (B, T, H).
     """
 
     def __init__(
-        self, in_dim: int, dim: int, num_layers: int, num_heads: int, ffn_dim: int, max_positions: int, dropout: float
+        self,
+        in_dim: int,
+        dim: int,
+        num_layers: int,
+        num_heads: int,
+        ffn_dim: int,
+        max_positions: int,
+        dropout: float,
+        attn_dropout: float | None = None,
     ) -> None:
         super().__init__()
         self.input_proj = nn.Linear(in_dim, dim)
@@ -123,6 +132,7 @@ class Clip4CaptionVisualEncoder(nn.Module):
                 norm_eps=BERT_NORM_EPS,
                 ffn_inner_dropout=False,
                 init_std=BERT_INIT_STD,
+                attn_dropout=attn_dropout,
             )
             for _ in range(num_layers)
         )

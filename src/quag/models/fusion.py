@@ -52,9 +52,9 @@ class CrossAttentionBlock(nn.Module):
         - x: (B, T, D) queries; context: (B, T, D); key_mask: (B, T) bool or None; output: (B, T, D).
     """
 
-    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
+    def __init__(self, dim: int, num_heads: int, dropout: float, attn_dropout: float | None = None) -> None:
         super().__init__()
-        self.attn = MultiHeadAttention(dim, num_heads, dropout=dropout)
+        self.attn = MultiHeadAttention(dim, num_heads, dropout=dropout if attn_dropout is None else attn_dropout)
         self.norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
 
@@ -78,6 +78,7 @@ class MSP(nn.Module):
         dim: D.
         num_heads: Cross-attention heads (12).
         dropout: Cross-attention dropout (0.1).
+        attn_dropout: Attention-probability dropout (default: ``dropout``).
         separate: One cross-attention layer per direction instead of a shared one.
         temperature_init: Initial tau (0.07).
         temperature_min: Lower clamp of tau (0.001).
@@ -99,14 +100,15 @@ class MSP(nn.Module):
         temperature_min: float = 0.001,
         temperature_max: float = 0.5,
         mask_padding: bool = True,
+        attn_dropout: float | None = None,
     ) -> None:
         super().__init__()
         self.temperature = nn.Parameter(torch.tensor(float(temperature_init)))
         self.temperature_min = temperature_min
         self.temperature_max = temperature_max
         self.mask_padding = mask_padding
-        self.cross_attn = CrossAttentionBlock(dim, num_heads, dropout)
-        self.cross_attn_a2v = CrossAttentionBlock(dim, num_heads, dropout) if separate else None
+        self.cross_attn = CrossAttentionBlock(dim, num_heads, dropout, attn_dropout)
+        self.cross_attn_a2v = CrossAttentionBlock(dim, num_heads, dropout, attn_dropout) if separate else None
         self.fuse = nn.Linear(2 * dim, dim)
 
     def global_features(self, x: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:

@@ -62,6 +62,7 @@ class JointModel(nn.Module):
             config.ffn_dim,
             config.joint_max_positions,
             config.dropout,
+            attn_dropout=config.attention_dropout,
         )
         self.heads = nn.ModuleDict(
             {
@@ -76,6 +77,7 @@ class JointModel(nn.Module):
                     config.decoder_max_positions,
                     config.dropout,
                     mask_memory=config.mask_padding,
+                    attn_dropout=config.attention_dropout,
                 ),
             }
         )

@@ -158,6 +158,7 @@ class PostLNTransformerLayer(nn.Module):
         norm_eps: LayerNorm epsilon.
         ffn_inner_dropout: Dropout after the FFN activation as well.
         init_std: See :class:`MultiHeadAttention`; also applied to the FFN when given (BERT init).
+        attn_dropout: Attention-probability dropout (default: ``dropout``).
 
     Shapes:
         - x: (B, T, D); key_mask: (B, T) bool or None; output: (B, T, D).
@@ -173,11 +174,13 @@ class PostLNTransformerLayer(nn.Module):
         norm_eps: float = 1e-5,
         ffn_inner_dropout: bool = True,
         init_std: float | None = None,
+        attn_dropout: float | None = None,
     ) -> None:
         super().__init__()
         if activation not in ("relu", "gelu"):
             raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
-        self.self_attn = MultiHeadAttention(dim, num_heads, dropout=dropout, init_std=init_std)
+        attn_p = dropout if attn_dropout is None else attn_dropout
+        self.self_attn = MultiHeadAttention(dim, num_heads, dropout=attn_p, init_std=init_std)
         self.attn_norm = nn.LayerNorm(dim, eps=norm_eps)
         self.ffn_in = nn.Linear(dim, ffn_dim)
         self.ffn_out = nn.Linear(ffn_dim, dim)

@@ -70,13 +70,15 @@ class QuagModel(nn.Module):
                 temperature_min=config.msp_temperature_min,
                 temperature_max=config.msp_temperature_max,
                 mask_padding=config.mask_padding,
+                attn_dropout=config.attention_dropout,
             )
         self.qc2: QC2 | None = None
         if config.use_qc2:
             self.qc2 = QC2(d, heads, dropout, gates=config.qc2_gates, mask_padding=config.mask_padding)
         self.context = ContextEmbedding(d)
         self.encoder = nn.ModuleList(
-            PostLNTransformerLayer(d, heads, config.ffn_dim, dropout) for _ in range(config.num_encoder_layers)
+            PostLNTransformerLayer(d, heads, config.ffn_dim, dropout, attn_dropout=config.attention_dropout)
+            for _ in range(config.num_encoder_layers)
         )
         self.heads = nn.ModuleDict(
             {
@@ -91,6 +93,7 @@ class QuagModel(nn.Module):
                     config.decoder_max_positions,
                     dropout,
                     mask_memory=config.mask_padding,
+                    attn_dropout=config.attention_dropout,
                 ),
             }
         )
