@@ -44,7 +44,8 @@ class ModelConfig:
     """Dropout on attention probabilities; None = ``dropout`` (the reference). 0 lets CPU attention use the fused
     kernel (any probability dropout forces PyTorch's unfused path, several times slower on long videos)."""
     visual_dim: int = 1024
-    """Input frame-feature width (EVA-CLIP-g: 1024). Checked against the feature spec."""
+    """Input frame-feature width (EVA-CLIP-g: 1024); 0 = a speech-only model with no visual stream. Checked against
+    the feature spec."""
     asr_dim: int = 384
     """Input transcript-feature width (all-MiniLM-L6-v2: 384)."""
     query_dim: int = 1024
@@ -77,7 +78,9 @@ class ModelConfig:
     """Fusion width of the Joint baseline before its 768-wide visual encoder."""
 
     def __post_init__(self) -> None:
-        _positive(self, "hidden_dim", "num_heads", "num_encoder_layers", "ffn_dim", "visual_dim", "asr_dim")
+        _positive(self, "hidden_dim", "num_heads", "num_encoder_layers", "ffn_dim", "asr_dim")
+        if not isinstance(self.visual_dim, int) or isinstance(self.visual_dim, bool) or self.visual_dim < 0:
+            raise ValueError(f"model.visual_dim must be >= 0 (0 = speech-only), got {self.visual_dim!r}")
         _positive(self, "query_dim", "vocab_size", "decoder_layers", "decoder_max_positions", "joint_max_positions")
         if self.hidden_dim % self.num_heads:
             raise ValueError(f"model.hidden_dim ({self.hidden_dim}) must be divisible by model.num_heads")
@@ -144,6 +147,8 @@ class TrainConfig:
     """lambda in Eq. 15 (0.0003 on HiREST, 0.3 on TVSum)."""
     caption_loss_ignore_pad: bool = True
     """False counts [PAD] targets in the caption loss, as the reference does."""
+    moment_loss: Literal["bce", "ce"] = "bce"
+    """Moment-retrieval loss: ``bce`` per frame (the reference code) or ``ce`` softmax over frames (paper Eq. 12)."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """``bf16`` runs the forward pass under bf16 autocast (weights and optimizer stay fp32)."""
     seed: int = 2222
@@ -180,6 +185,8 @@ class EvalConfig:
     """``span``: best (start <= end) pair; ``independent``: two argmaxes, as the reference."""
     max_moment_frames: int = 0
     """Longest moment allowed by ``span`` decoding (0: no limit)."""
+    moment_score: Literal["sigmoid", "softmax"] = "sigmoid"
+    """Frame scores of ``span`` decoding: log-sigmoid (matches ``train.moment_loss=bce``) or log-softmax (``ce``)."""
     segmentation_rounds: int = 20
     """Boundary-decoding rounds (the reference always runs 20)."""
     segmentation_threshold: float = 0.5
@@ -192,6 +199,9 @@ class EvalConfig:
     max_caption_tokens: int = 48
     length_penalty: float = 0.0
     """Beam score = log p / length**alpha (0: no normalisation, as the reference)."""
+    val_caption_metrics: list[str] = field(default_factory=lambda: ["Bleu_4", "ROUGE_L", "CIDEr"])
+    """Caption metrics computed at each validation during training (METEOR adds a ~15 s Java start-up per
+    validation; ``quag infer --evaluate`` always computes the full set)."""
 
     def __post_init__(self) -> None:
         _positive(self, "batch_size", "segmentation_rounds", "num_beams", "max_caption_tokens")
@@ -380,3 +390,11 @@ def save_config(cfg: ExperimentConfig, path: str | Path) -> Path:
     from quag.io import atomic_write_text
 
     return atomic_write_text(path, dump_config(cfg))
+
+
+def dataclass_from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
+    """Build any config dataclass (e.g. a task's own section tree) with the same strict checks as above.
+
+    Unknown keys raise, values are type-checked and coerced like :func:`config_from_dict` does.
+    """
+    return _build(cls, dict(data or {}), where)

@@ -82,3 +82,8 @@ def test_postprocess_reference_semantics() -> None:
     assert postprocess_boundaries([], 10, 60, emit_last=True) == [10, 60]
     assert postprocess_boundaries([], 10, 60, emit_last=False) == [10]
     assert boundaries_to_segments([10, 30, 60]) == [(10, 30), (30, 60)]
+    # an island whose walk stopped one frame before the moment: the reference keeps 9, the corrected mode clips
+    assert postprocess_boundaries([(9, 12), (30, 33)], 10, 60, emit_last=False) == [9, 30]
+    assert postprocess_boundaries([(9, 12), (30, 33)], 10, 60, emit_last=True) == [10, 30, 60]
+    # ms == me (zero-length moment): one degenerate segment
+    assert postprocess_boundaries([], 7, 7, emit_last=True) == [7, 7]

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from quag.config import DataConfig
 from quag.data import annotations as A
 from quag.data.collate import Sample
-from quag.data.features import FeatureStore
+from quag.data.features import FeatureSource, FeatureStore
 from quag.data.timestamps import window_indices
 from quag.data.tokenizer import get_tokenizer
 from quag.tasks import Task
@@ -32,7 +32,7 @@ class TaskDataset(Dataset):
     Args:
         task: the task.
         examples: examples built by :mod:`quag.data.annotations` for that task.
-        store: where the features come from.
+        store: where the features come from (a :class:`FeatureStore` or any :class:`FeatureSource`).
         caption_frames: rows of a step-captioning window.
         caption_window: ``resample`` | ``reference`` | ``full`` (see :func:`quag.data.timestamps.window_indices`).
         max_caption_tokens: decoder sequence length.
@@ -42,7 +42,7 @@ class TaskDataset(Dataset):
         self,
         task: Task,
         examples: Sequence[Any],
-        store: FeatureStore,
+        store: FeatureSource,
         caption_frames: int = 20,
         caption_window: str = "resample",
         max_caption_tokens: int = 48,

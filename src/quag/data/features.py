@@ -8,6 +8,10 @@
     <root>/query_feats_<encoder>.pt                {"queries": [str], "embeddings": (Q, Dq), "encoder": str}
     <root>/feature_spec.json                       which encoders made the files (optional: official if absent)
 
+A speech-only root (``visual_encoder "none"``, ``visual_dim 0``, made by ``quag extract`` without EVA-CLIP weights)
+has no frame files: :meth:`FeatureStore.visual` returns (T, 0) arrays, which a model with ``model.visual_dim: 0``
+reads as "no visual stream".
+
 The query-embedding file is ours: the reference re-encodes every query with the frozen EVA-CLIP text tower at
 every step; we encode the 1,384 queries once (``quag encode-queries``).
 
@@ -24,7 +28,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -69,6 +73,11 @@ class FeatureSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def speech_only(self) -> bool:
+        """True when the features have no visual stream (``visual_dim == 0``)."""
+        return self.visual_dim == 0
 
     @classmethod
     def load(cls, root: str | Path) -> FeatureSpec:
@@ -174,6 +183,20 @@ def _check_matrix(arr: np.ndarray, path: Path, dim: int, field_name: str) -> np.
     return arr
 
 
+class FeatureSource(Protocol):
+    """What datasets read features through: :class:`FeatureStore` (files of a dataset root) or an in-memory
+    source such as the predictor's. ``n_frames`` is ``round(duration)``; rows are 1-fps clips."""
+
+    def visual(self, video: str, n_frames: int) -> np.ndarray:
+        """(n_frames, visual_dim) float32 frame features ((n_frames, 0) when speech-only)."""
+
+    def asr(self, video: str, n_frames: int) -> np.ndarray:
+        """(n_frames, asr_dim) float32 per-second transcript features."""
+
+    def query(self, text: str) -> np.ndarray:
+        """(query_dim,) float32 query embedding."""
+
+
 @dataclass(frozen=True)
 class FeatureLayout:
     """The single naming convention of feature files (video keys may carry ``.mp4`` or not)."""
@@ -243,7 +266,10 @@ class FeatureStore:
 
     # -- loading ----------------------------------------------------------------------------------------
     def visual(self, video: str, n_frames: int) -> np.ndarray:
-        """(n_frames, visual_dim) float32 frame features, length policy applied."""
+        """(n_frames, visual_dim) float32 frame features, length policy applied; (n_frames, 0) zeros without
+        reading any file when the spec is speech-only."""
+        if self.spec.speech_only:
+            return np.zeros((n_frames, 0), dtype=np.float32)
         key = ("v", video, n_frames)
         hit = self._cache.get(key)
         if hit is not None:
@@ -322,7 +348,10 @@ class FeatureStore:
         """Raise one error listing every missing feature file of ``videos`` (checked before training)."""
         missing = []
         for v in videos:
-            for p in (self.visual_path(v), self.srt_path(v), self.asr_feat_path(v)):
+            paths = [self.srt_path(v), self.asr_feat_path(v)]
+            if not self.spec.speech_only:  # a speech-only root has no frame files
+                paths.insert(0, self.visual_path(v))
+            for p in paths:
                 if not p.is_file():
                     missing.append(str(p))
         if missing:

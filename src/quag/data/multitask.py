@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from quag.data.collate import Batch, collate
@@ -76,9 +77,11 @@ class MultiTaskLoader:
             sampler = DistributedSampler(ds, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
             bs = _EpochBatches(sampler, batch_size)
             self.batch_samplers[task] = bs
+            # a private generator: creating an iterator must not draw from the global RNG (dropout), or a
+            # resumed run would see other random numbers than an uninterrupted one
             self.loaders[task] = DataLoader(
                 ds, batch_sampler=bs, num_workers=num_workers, collate_fn=collate_fn,
-                persistent_workers=False,
+                generator=torch.Generator().manual_seed(seed),
             )
         self._start = 0
 

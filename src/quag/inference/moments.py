@@ -1,9 +1,10 @@
 """Moment-retrieval decoding: start/end logits (B, T) -> one span of frames per video.
 
-The heads are trained with per-frame binary cross-entropy (reference-anatomy 2.4), so a frame's start score is
-``log sigmoid(start_logit)``. ``span`` decoding returns the pair maximising
-``log sigmoid(s_i) + log sigmoid(e_j)`` under ``i <= j`` (and ``j - i < max_len`` when given); ``independent``
-takes the two argmaxes separately, as the reference does (its spans can be reversed and then score IoU 0).
+The reference trains the heads with per-frame binary cross-entropy (reference-anatomy 2.4), so a frame's start
+score is ``log sigmoid(start_logit)``; heads trained with a softmax over frames (the paper's Eq. 12,
+``train.moment_loss=ce``) are scored with ``log softmax``. ``span`` decoding returns the pair maximising
+``score(s_i) + score(e_j)`` under ``i <= j`` (and ``j - i < max_len`` when given); ``independent`` takes the two
+argmaxes separately, as the reference does (its spans can be reversed and then score IoU 0).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ def decode_spans(
     mask: torch.Tensor,
     mode: str = "span",
     max_len: int = 0,
+    score: str = "sigmoid",
 ) -> torch.Tensor:
     """Best (start, end) frame pair per row.
 
@@ -26,6 +28,7 @@ def decode_spans(
         mask: (B, T) bool, True on real frames (every row needs at least one).
         mode: ``span`` or ``independent``.
         max_len: longest span in frames for ``span`` (0 = unlimited).
+        score: ``sigmoid`` (per-frame BCE heads) or ``softmax`` (heads trained with a softmax over frames).
 
     Returns:
         (B, 2) int64 frame indices.
@@ -36,8 +39,14 @@ def decode_spans(
     if not mask.any(dim=1).all():
         raise ValueError("every video needs at least one valid frame")
     neg = torch.finfo(torch.float32).min
-    s = F.logsigmoid(start_logits.float()).masked_fill(~mask, neg)  # (B, T)
-    e = F.logsigmoid(end_logits.float()).masked_fill(~mask, neg)
+    if score not in ("sigmoid", "softmax"):
+        raise ValueError(f"unknown frame score {score!r}; expected sigmoid or softmax")
+    if score == "sigmoid":
+        s = F.logsigmoid(start_logits.float()).masked_fill(~mask, neg)  # (B, T)
+        e = F.logsigmoid(end_logits.float()).masked_fill(~mask, neg)
+    else:
+        s = start_logits.float().masked_fill(~mask, neg).log_softmax(dim=1).masked_fill(~mask, neg)  # (B, T)
+        e = end_logits.float().masked_fill(~mask, neg).log_softmax(dim=1).masked_fill(~mask, neg)
     if mode == "independent":
         return torch.stack([s.argmax(dim=1), e.argmax(dim=1)], dim=1)
     if mode != "span":

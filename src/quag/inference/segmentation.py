@@ -93,18 +93,32 @@ def postprocess_boundaries(
     min_gap: int = 5,
     emit_last: bool = True,
 ) -> list[int]:
-    """Islands -> increasing boundary frames, as the reference, plus (optionally) the moment end.
+    """Islands -> increasing boundary frames.
 
-    Reference steps: segments = ``[[ms, ms]] + islands + [[me, me]]`` sorted by left edge; flatten; pop trailing
-    values ``> me``; de-duplicate and sort; keep the first value and then each value at least ``min_gap`` frames
-    after the last kept one, never considering the largest value. The result starts at ``ms`` and normally lacks
-    ``me`` (the reference leaves the last segment to the evaluator's ground-truth refill).
+    Reference (``emit_last=False``): segments = ``[[ms, ms]] + islands + [[me, me]]`` sorted by left edge; flatten;
+    pop trailing values ``> me``; de-duplicate and sort; keep the first value and then each value at least
+    ``min_gap`` frames after the last kept one, never considering the largest value. The result starts at the
+    smallest edge (an island can reach one frame before ``ms``) and normally lacks ``me``: the reference leaves the
+    last segment to the evaluator's ground-truth refill.
 
-    With ``emit_last``, values beyond ``me`` are dropped and ``me`` closes the list: appended, or replacing the last
-    kept boundary when that one lies less than ``min_gap`` frames before ``me`` (but never ``ms``).
+    Corrected (``emit_last=True``, default): every edge is clipped into ``[ms, me]``, all values are considered, and
+    ``me`` closes the list (appended, or replacing the last kept boundary when that one lies less than ``min_gap``
+    frames before ``me``, but never ``ms``), so the segments tile the moment exactly.
     """
     segments = sorted([(ms, ms), *islands, (me, me)], key=lambda s: s[0])
     edges = [x for s in segments for x in s]
+    if emit_last:
+        values = sorted({min(max(x, ms), me) for x in edges})
+        kept = values[:1]
+        for v in values[1:]:
+            if v - kept[-1] >= min_gap:
+                kept.append(v)
+        if kept[-1] != me or len(kept) == 1:  # len 1: a zero-length moment still yields one segment
+            if me - kept[-1] < min_gap and len(kept) > 1:
+                kept[-1] = me
+            else:
+                kept.append(me)
+        return kept
     while edges and edges[-1] > me:
         edges.pop()
     values = sorted(set(edges))
@@ -112,13 +126,6 @@ def postprocess_boundaries(
     for v in values[1:-1]:
         if v - kept[-1] >= min_gap:
             kept.append(v)
-    if emit_last:
-        kept = [v for v in kept if v <= me]
-        if kept[-1] != me:
-            if me - kept[-1] < min_gap and len(kept) > 1:
-                kept[-1] = me
-            else:
-                kept.append(me)
     return kept
 
 

@@ -21,26 +21,33 @@ BERT_NORM_EPS = 1e-12
 class InputEmbedding(nn.Module):
     """Project frames, ASR and the query into one width (paper "Multi-modal Input Embedding").
 
-    - video: ``Linear(Dv -> D)`` then CLIP4Caption's ``normalize_video`` (LayerNorm, eps 1e-12);
+    - video: ``Linear(Dv -> D)`` then CLIP4Caption's ``normalize_video`` (LayerNorm, eps 1e-12); with
+      ``visual_dim=0`` (a speech-only model, no frame features) the video stream is all zeros and no video
+      parameters are built;
     - ASR: ``LayerNorm(Da)`` then ``Linear(Da -> D)`` (silent or padded zero rows become the projected
       LayerNorm bias, not zero, exactly as in the reference);
     - query: ``Linear(Dq -> D)`` then L2 normalisation.
 
     Args:
-        visual_dim: Dv, frame-feature width.
+        visual_dim: Dv, frame-feature width; 0 = no visual stream.
         asr_dim: Da, transcript-feature width.
         query_dim: Dq, query-embedding width.
         dim: D, output width.
 
     Shapes:
-        - video: (B, T, Dv); asr: (B, T, Da); query: (B, Dq).
+        - video: (B, T, Dv) (Dv may be 0); asr: (B, T, Da); query: (B, Dq).
         - output: video (B, T, D), asr (B, T, D), query (B, D).
     """
 
     def __init__(self, visual_dim: int, asr_dim: int, query_dim: int, dim: int) -> None:
         super().__init__()
-        self.video_proj = nn.Linear(visual_dim, dim)
-        self.video_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
+        if visual_dim < 0:
+            raise ValueError(f"visual_dim must be >= 0 (0 = speech-only), got {visual_dim}")
+        self.video_proj: nn.Linear | None = None
+        self.video_norm: nn.LayerNorm | None = None
+        if visual_dim > 0:
+            self.video_proj = nn.Linear(visual_dim, dim)
+            self.video_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
         self.asr_norm = nn.LayerNorm(asr_dim)
         self.asr_proj = nn.Linear(asr_dim, dim)
         self.query_proj = nn.Linear(query_dim, dim)
@@ -48,8 +55,11 @@ class InputEmbedding(nn.Module):
     def forward(
         self, video: torch.Tensor, asr: torch.Tensor, query: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        v = self.video_norm(self.video_proj(video))  # (B, T, D)
         a = self.asr_proj(self.asr_norm(asr))  # (B, T, D)
+        if self.video_proj is None or self.video_norm is None:
+            v = a.new_zeros(a.shape)  # speech-only: a silent visual stream, the rest of the network unchanged
+        else:
+            v = self.video_norm(self.video_proj(video))  # (B, T, D)
         q = F.normalize(self.query_proj(query), dim=-1)  # (B, D)
         return v, a, q
 

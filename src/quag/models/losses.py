@@ -28,8 +28,15 @@ def _require(value: torch.Tensor | None, name: str, task: str) -> torch.Tensor:
     return value
 
 
-def moment_retrieval_loss(output: MomentRetrievalOutput, batch: Batch) -> torch.Tensor:
-    """BCE on start/end over valid frames (see the module docstring).
+def moment_retrieval_loss(output: MomentRetrievalOutput, batch: Batch, kind: str = "bce") -> torch.Tensor:
+    """Start/end loss over valid frames (see the module docstring).
+
+    Args:
+        output: start/end logits.
+        batch: targets and masks.
+        kind: ``bce`` (the reference code: per-frame binary cross-entropy, summed over valid frames and divided by
+            their number) or ``ce`` (the paper's Eq. 12: softmax over the valid frames, ``-log p_start - log p_end``
+            averaged over the batch, halved like ``bce`` so both are means of the start and end terms).
 
     Shapes:
         - output.start_logits, output.end_logits: (B, T); batch.start_target, batch.end_target: (B,).
@@ -41,6 +48,12 @@ def moment_retrieval_loss(output: MomentRetrievalOutput, batch: Batch) -> torch.
         (output.start_logits, _require(batch.start_target, "start_target", "moment_retrieval")),
         (output.end_logits, _require(batch.end_target, "end_target", "moment_retrieval")),
     ):
+        if kind == "ce":
+            masked = logits.float().masked_fill(~batch.video_mask, torch.finfo(torch.float32).min)  # (B, T)
+            losses.append(F.cross_entropy(masked, target))
+            continue
+        if kind != "bce":
+            raise ValueError(f"unknown moment-retrieval loss {kind!r}; expected bce or ce")
         one_hot = F.one_hot(target, logits.shape[1]).float()  # (B, T)
         bce = F.binary_cross_entropy_with_logits(logits.float(), one_hot, reduction="none")  # (B, T)
         losses.append((bce * valid).sum() / n_valid)
@@ -76,6 +89,7 @@ def total_loss(
     batch: Batch,
     msp_loss_weight: float,
     caption_ignore_pad: bool = True,
+    moment_loss: str = "bce",
 ) -> dict[str, torch.Tensor]:
     """The training loss of one single-task step (Eq. 15).
 
@@ -85,12 +99,13 @@ def total_loss(
         batch: The batch, with targets.
         msp_loss_weight: lambda (0.0003 on HiREST; 0 leaves L_msp out of the gradient).
         caption_ignore_pad: See :func:`step_captioning_loss`.
+        moment_loss: ``bce`` or ``ce``, see :func:`moment_retrieval_loss`.
 
     Returns:
         ``{"loss": backpropagate this, "task_loss": L_task}`` plus ``"msp_loss": L_msp`` when the model has MSP.
     """
     if task == "moment_retrieval" and isinstance(output, MomentRetrievalOutput):
-        task_loss = moment_retrieval_loss(output, batch)
+        task_loss = moment_retrieval_loss(output, batch, moment_loss)
     elif task == "moment_segmentation" and isinstance(output, SegmentationOutput):
         task_loss = moment_segmentation_loss(output, batch)
     elif task == "step_captioning" and isinstance(output, CaptionOutput):

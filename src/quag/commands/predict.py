@@ -1,0 +1,73 @@
+"""``quag predict VIDEO --query "..." --checkpoint CKPT``: moment, steps and captions for one video.
+
+Runs :class:`quag.pipeline.predictor.Predictor`: the video is encoded once (frames with EVA-CLIP unless the
+checkpoint is speech-only, Whisper transcript, MiniLM cue embeddings; cached by content in ``--cache-dir``), then
+each ``--query`` is answered. Writes ``<out>/<video stem>.json`` (one end-to-end record per query, the format
+``quag infer --end-to-end`` writes) and ``<out>/<video stem>.html`` (a timeline per query: moment, captioned steps,
+transcript).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("video", type=Path, help="video file (.mp4, ...)")
+    parser.add_argument("--query", "-q", action="append", required=True, help="text query (repeat for several)")
+    parser.add_argument(
+        "--checkpoint", required=True, type=Path, help="checkpoint folder (runs/<name>/checkpoints/best)"
+    )
+    parser.add_argument(
+        "--eva-clip-checkpoint",
+        type=Path,
+        default=None,
+        help="EVA-CLIP-g/14 weights (eva_clip_psz14.pt); not needed for a speech-only checkpoint with MiniLM queries",
+    )
+    parser.add_argument(
+        "--whisper-model", type=Path, default=None, help="faster-whisper model directory; None = Whisper tiny.en"
+    )
+    parser.add_argument(
+        "--whisper-compute-type", default="default", help="CTranslate2 compute type: default, int8 (faster on CPU)"
+    )
+    parser.add_argument("--bpe", type=Path, default=None, help="CLIP BPE merges file (EVA-CLIP text queries)")
+    parser.add_argument("--out", type=Path, default=Path("predictions"), help="output folder")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="feature cache (default: $QUAG_CACHE_DIR or ~/.cache/quag/features)",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+
+
+def run(args: argparse.Namespace) -> int:
+    from quag.pipeline.asr import WhisperOptions
+    from quag.pipeline.predictor import Predictor, default_cache_dir, write_prediction_files
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    predictor = Predictor.from_checkpoint(
+        args.checkpoint,
+        eva_clip_checkpoint=args.eva_clip_checkpoint,
+        whisper_model=args.whisper_model,
+        bpe=args.bpe,
+        device=args.device,
+        cache_dir=cache,
+        whisper_options=WhisperOptions(compute_type=args.whisper_compute_type),
+    )
+    video = predictor.encode_video(args.video)
+    predictions = [predictor.predict(q, video) for q in args.query]
+    mode = "speech-only" if predictor.spec.speech_only else "frames + speech"
+    note = f"checkpoint {args.checkpoint} ({mode}); {len(video.cues)} transcript cues"
+    json_path, html_path = write_prediction_files(args.out, predictions, video, Path(args.video).stem, note=note)
+    print(f"{video.video}: {video.duration:.1f} s, {len(video.cues)} transcript cues ({mode})")
+    for p in predictions:
+        print(f"query {p.query!r}: moment {p.moment[0]:.0f}-{p.moment[1]:.0f} s, {len(p.steps)} steps")
+        for s in p.steps:
+            print(f"  {s.start:6.0f}-{s.end:<6.0f} {s.caption}")
+    print(f"wrote {json_path} and {html_path}")
+    return 0

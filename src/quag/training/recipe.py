@@ -1,0 +1,333 @@
+"""Multi-task training of QUAG or the Joint baseline: ``quag train CONFIG [key=value ...]``.
+
+One loop, top to bottom: every step takes one single-task batch from :class:`~quag.data.multitask.MultiTaskLoader`
+(a seeded, proportional interleave of the tasks), computes ``L_task + lambda * L_msp`` (Eq. 15), clips the
+gradient norm, steps AdamW and the linear warm-up/decay schedule. Validation decodes the val split with the same
+functions as ``quag infer`` and scores it with :mod:`quag.evaluation`; the best checkpoint is the one with the
+highest ``val/mean_score`` (see :func:`selection_score`).
+
+Run directory ``runs/<name>/``: ``config.yaml``, ``train.log``, ``metrics.jsonl``, ``checkpoints/{last,best}/``,
+``predictions/val_*.json`` and ``val_predictions.jsonl`` of the best epoch.
+
+Several processes: ``torchrun --nproc_per_node=N -m quag train CONFIG``. Ranks shard every task loader
+(``DistributedSampler``, ``set_epoch`` each epoch), seed with ``seed + rank``, and share the task order; only rank
+0 writes. Validation is sharded too and gathered on rank 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from quag.config import ExperimentConfig, save_config
+from quag.data import annotations as A
+from quag.data.datasets import build_datasets, make_store
+from quag.data.features import FeatureSpec
+from quag.data.multitask import MultiTaskLoader
+from quag.inference.runner import TaskPredictions, merge_task_predictions, predict_task, video_records
+from quag.io import atomic_write_json, atomic_write_jsonl
+from quag.models import build_model
+from quag.models.losses import total_loss
+from quag.tasks import Task
+from quag.training import distributed as D
+from quag.training.checkpoint import (
+    CheckpointMeta,
+    load_trainer_state,
+    load_weights,
+    read_checkpoint_info,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from quag.training.optim import build_optimizer, build_scheduler
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def check_model_matches_features(cfg: ExperimentConfig, spec: FeatureSpec) -> None:
+    """The model's input widths must equal the feature files' (clear error naming the config key)."""
+    pairs = [("visual_dim", spec.visual_dim), ("asr_dim", spec.asr_dim), ("query_dim", spec.query_dim)]
+    bad = [f"model.{k}={getattr(cfg.model, k)} but the features have {v}" for k, v in pairs if getattr(cfg.model, k) != v]
+    if bad:
+        raise ValueError(f"{cfg.data.root}/feature_spec.json does not match the model: {'; '.join(bad)}. "
+                         "Set those keys (e.g. model.query_dim=384 for MiniLM queries).")
+
+
+def selection_score(metrics: dict[str, float]) -> float:
+    """``val/mean_score``: mean over the trained tasks of one score per task (all on a 0-100 scale).
+
+    moment retrieval: mean of R@0.5 and R@0.7; moment segmentation: mean of recall and precision at IoU 0.5 and
+    0.7 (our predictions, no ground-truth refill); step captioning: CIDEr.
+    """
+    parts = []
+    mr = [metrics[k] for k in ("moment_retrieval/R@0.5", "moment_retrieval/R@0.7") if k in metrics]
+    if mr:
+        parts.append(sum(mr) / len(mr))
+    ms = [v for k, v in metrics.items() if k.startswith("moment_segmentation/") and ("recall" in k or "precision" in k)]
+    if ms:
+        parts.append(sum(ms) / len(ms))
+    if "step_captioning/CIDEr" in metrics:
+        parts.append(metrics["step_captioning/CIDEr"])
+    return float(sum(parts) / len(parts)) if parts else float("nan")
+
+
+def evaluate_task_predictions(preds: dict[Task, TaskPredictions], videos: list[A.VideoAnnotation],
+                              caption_metrics: tuple[str, ...] = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
+                              ) -> dict[str, float]:
+    """Score predictions of a split with the official metrics; flat ``{"<task>/<metric>": value}``.
+
+    Moment segmentation is scored on the predicted segments as they are (no ground-truth refill).
+    """
+    from quag.evaluation.captions import CaptionOptions
+    from quag.evaluation.evaluate import evaluate_predictions, flat_metrics
+
+    out: dict[str, float] = {}
+    for task, p in preds.items():
+        opts: dict[str, Any] = {}
+        if task == "step_captioning":
+            opts["caption_options"] = CaptionOptions(metrics=tuple(caption_metrics))
+        report = evaluate_predictions(p.official, videos, task, **opts)
+        out.update({k: float(v) for k, v in flat_metrics(report).items() if isinstance(v, (int, float))})
+    return out
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    best_score: float | None
+    val_metrics: dict[str, float] = field(default_factory=dict)
+    losses: list[dict[str, float]] = field(default_factory=list)
+    """Per-step losses (task, loss, task_loss, msp_loss) of this process, for tests and plots."""
+
+
+class TrainRecipe:
+    """Set up data, model and optimiser from an :class:`ExperimentConfig`, then :meth:`train`.
+
+    Args:
+        cfg: the resolved experiment config.
+        resume: checkpoint folder to continue from (weights, optimizer, scheduler, RNG, position in the epoch).
+        device: ``auto`` (CUDA if present), ``cpu`` or ``cuda[:i]``.
+        progress: show a progress bar (rank 0).
+    """
+
+    def __init__(self, cfg: ExperimentConfig, resume: str | Path | None = None, device: str = "auto",
+                 progress: bool = True) -> None:
+        self.cfg = cfg
+        self.resume = Path(resume) if resume is not None else None
+        self.device = resolve_device(device)
+        self.progress = progress
+
+    # -- setup ---------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.dist = D.init_distributed(self.device)
+        if self.dist.distributed and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        torch.manual_seed(cfg.train.seed + self.dist.rank)
+        np.random.seed(cfg.train.seed + self.dist.rank)
+        self.run_dir = cfg.run_dir
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.yaml")
+            handler = logging.FileHandler(self.run_dir / "train.log")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            logging.getLogger("quag").addHandler(handler)
+            self._log_handler = handler
+        self.store = make_store(cfg.data)
+        check_model_matches_features(cfg, self.store.spec)
+        tasks = cfg.tasks
+        self.train_sets = build_datasets(cfg.data, cfg.data.train_split, tasks, training=True, store=self.store)
+        self.val_videos = A.load_split(cfg.data.root, cfg.data.val_split)
+        self.val_sets = build_datasets(cfg.data, cfg.data.val_split, tasks, training=False, store=self.store,
+                                       videos=self.val_videos)
+        self.loader = MultiTaskLoader(self.train_sets, cfg.train.batch_size, seed=cfg.train.seed,
+                                      num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                      num_workers=cfg.data.num_workers)
+        self.steps_per_epoch = len(self.loader)
+        self.total_steps = self.steps_per_epoch * cfg.train.epochs
+        if cfg.train.max_steps:
+            self.total_steps = min(self.total_steps, cfg.train.max_steps)
+        self.raw_model = build_model(cfg.model).to(self.device)
+        self.optimizer = build_optimizer(self.raw_model, cfg.train.lr, cfg.train.weight_decay)
+        self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg.train.warmup_ratio)
+        self.step, self.epoch, self.step_in_epoch, self.best = 0, 0, 0, None
+        if self.resume is not None:
+            self._load_resume()
+        self.model: torch.nn.Module = self.raw_model
+        if self.dist.distributed:
+            # single-task steps leave the other heads without gradients
+            self.model = DistributedDataParallel(self.raw_model, find_unused_parameters=True,
+                                                 device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.dist.is_main:
+            n = sum(p.numel() for p in self.raw_model.parameters() if p.requires_grad)
+            logger.info("run %s: %s, %d trainable parameters, %d steps/epoch x %d epochs (%d steps), world %d, %s",
+                        cfg.name, cfg.model.arch, n, self.steps_per_epoch, cfg.train.epochs, self.total_steps,
+                        self.dist.world_size, self.device)
+            logger.info("feature %s", self.store.report.summary() if self.store.report.checked else "files checked")
+
+    def _load_resume(self) -> None:
+        assert self.resume is not None
+        cfg_ckpt, spec, meta = read_checkpoint_info(self.resume)
+        self.store.spec.check_compatible(spec, what="features", other_what="checkpoint")
+        if cfg_ckpt.model != self.cfg.model:
+            raise ValueError(f"{self.resume}: the checkpoint's model config differs from this run's; resume with "
+                             f"the same model settings (checkpoint: {cfg_ckpt.model})")
+        load_weights(self.raw_model, self.resume)
+        state = load_trainer_state(self.resume)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        rngs = state["rng"]
+        set_rng_state(rngs[min(self.dist.rank, len(rngs) - 1)])
+        self.step, self.epoch, self.step_in_epoch, self.best = meta.step, meta.epoch, meta.step_in_epoch, meta.best_metric
+        logger.info("resumed from %s at step %d (epoch %d, step %d of it)", self.resume, self.step, self.epoch,
+                    self.step_in_epoch)
+
+    # -- checkpoints, logging ------------------------------------------------------------------------------
+    def _save(self, name: str, metrics: dict[str, float] | None = None) -> None:
+        rngs = D.all_gather_objects(rng_state())
+        if not self.dist.is_main:
+            return
+        meta = CheckpointMeta(step=self.step, epoch=self.epoch, step_in_epoch=self.step_in_epoch,
+                              metrics=metrics or {}, best_metric=self.best)
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "rng": rngs}
+        save_checkpoint(self.run_dir / "checkpoints" / name, self.raw_model, self.cfg, self.store.spec, meta, state)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.dist.is_main:
+            with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+    # -- validation ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> tuple[dict[str, float], dict[Task, TaskPredictions]]:
+        """Decode the val split (sharded over ranks) and score it on rank 0."""
+        preds: dict[Task, TaskPredictions] = {}
+        for task, ds in self.val_sets.items():
+            indices = list(range(self.dist.rank, len(ds), self.dist.world_size))
+            mine = predict_task(self.raw_model, ds, self.cfg.eval, self.device, indices,
+                                precision=self.cfg.train.precision)
+            preds[task] = merge_task_predictions(D.all_gather_objects(mine))
+        self.raw_model.train()
+        metrics: dict[str, float] = {}
+        if self.dist.is_main:
+            metrics = evaluate_task_predictions(preds, self.val_videos, tuple(self.cfg.eval.val_caption_metrics))
+            metrics["mean_score"] = selection_score(metrics)
+        return D.broadcast_object(metrics), preds
+
+    def _write_predictions(self, preds: dict[Task, TaskPredictions]) -> None:
+        if not self.dist.is_main:
+            return
+        split = self.cfg.data.val_split
+        for task, p in preds.items():
+            atomic_write_json(self.run_dir / "predictions" / f"{split}_{task}.json", p.official)
+        atomic_write_jsonl(self.run_dir / "predictions" / f"{split}_predictions.jsonl", video_records(preds.values()))
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def train(self) -> TrainResult:
+        cfg = self.cfg.train
+        model = self.model
+        model.train()
+        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
+                    else torch.autocast(self.device.type, enabled=False))
+        bar = None
+        if self.progress and self.dist.is_main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=self.step, unit="step", desc=self.cfg.name, dynamic_ncols=True)
+        window: dict[str, list[float]] = defaultdict(list)
+        result = TrainResult(self.run_dir, 0, self.best)
+        t0 = time.time()
+        done = self.step >= self.total_steps
+        while not done and self.epoch < cfg.epochs:
+            self.loader.set_epoch(self.epoch, self.step_in_epoch)
+            for task, batch in self.loader:
+                batch = batch.to(self.device, non_blocking=True)
+                with autocast:
+                    out = model(batch)
+                    losses = total_loss(task, out, batch, cfg.msp_loss_weight, cfg.caption_loss_ignore_pad,
+                                        cfg.moment_loss)
+                self.optimizer.zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                self.step_in_epoch += 1
+                values = {k: float(v.detach()) for k, v in losses.items()}
+                if not math.isfinite(values["loss"]):
+                    raise RuntimeError(f"loss became {values['loss']} at step {self.step} ({task}); lower train.lr or "
+                                       "check the features for extreme values")
+                result.losses.append({"task": task, **values})  # type: ignore[dict-item]
+                window[task].append(values["task_loss"])
+                if "msp_loss" in values:
+                    window["msp"].append(values["msp_loss"])
+                if bar is not None:
+                    bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                    summary = {k: float(np.mean(v)) for k, v in window.items()}
+                    if bar is not None:
+                        bar.set_postfix({k[:6]: f"{v:.3f}" for k, v in summary.items()})
+                    self._log({"step": self.step, "epoch": self.epoch, "lr": self.scheduler.get_last_lr()[0],
+                               "time": round(time.time() - t0, 2), **{f"train/{k}": v for k, v in summary.items()}})
+                    window.clear()
+                if cfg.save_every and self.step % cfg.save_every == 0:
+                    self._save("last")
+                if self.step >= self.total_steps:
+                    done = True
+                    break
+            if self.step_in_epoch >= self.steps_per_epoch:
+                self.epoch += 1
+                self.step_in_epoch = 0
+            last_epoch = done or self.epoch >= cfg.epochs
+            if last_epoch or self.epoch % cfg.eval_every_epochs == 0:
+                metrics, preds = self.validate()
+                self._log({"step": self.step, "epoch": self.epoch, **{f"val/{k}": v for k, v in metrics.items()}})
+                result.val_metrics = metrics
+                score = metrics.get("mean_score", float("nan"))
+                if self.dist.is_main:
+                    logger.info("epoch %d step %d val: %s", self.epoch, self.step,
+                                ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+                if math.isfinite(score) and (self.best is None or score > self.best):
+                    self.best = score
+                    self._save("best", metrics)
+                    self._write_predictions(preds)
+            self._save("last", result.val_metrics)
+        if bar is not None:
+            bar.close()
+        result.steps, result.best_score = self.step, self.best
+        return result
+
+    def cleanup(self) -> None:
+        handler = getattr(self, "_log_handler", None)
+        if handler is not None:
+            logging.getLogger("quag").removeHandler(handler)
+            handler.close()
+
+
+def train(cfg: ExperimentConfig, resume: str | Path | None = None, device: str = "auto",
+          progress: bool = True) -> TrainResult:
+    """Set up, train and clean up (the function behind ``quag train``)."""
+    recipe = TrainRecipe(cfg, resume=resume, device=device, progress=progress)
+    recipe.setup()
+    try:
+        return recipe.train()
+    finally:
+        recipe.cleanup()

@@ -1,0 +1,115 @@
+"""Speech-only models (``model.visual_dim: 0``): train two steps on a speech-only copy of the sim fixture (no frame
+files at all), then ``quag predict`` a generated video without any EVA-CLIP weights."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from quag.cli import main
+from quag.config import DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
+from quag.data.features import FeatureSpec, FeatureStore
+from quag.models import build_model
+from quag.models.encoders import InputEmbedding
+from tests.pipeline.helpers import load_speech, make_video
+
+
+def test_input_embedding_without_visual_stream() -> None:
+    import torch
+
+    embed = InputEmbedding(0, 8, 4, 16)
+    assert embed.video_proj is None and not any("video" in n for n, _ in embed.named_parameters())
+    v, a, q = embed(torch.zeros(2, 3, 0), torch.randn(2, 3, 8), torch.randn(2, 4))
+    assert v.shape == a.shape == (2, 3, 16) and not v.any() and q.shape == (2, 16)
+    with pytest.raises(ValueError, match="visual_dim"):
+        ModelConfig(visual_dim=-1)
+
+
+@pytest.fixture(scope="module")
+def speech_checkpoint(sim_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two training steps of a tiny speech-only QUAG on the sim fixture's transcripts (frame files left out)."""
+    from quag.training.recipe import train
+
+    work = tmp_path_factory.mktemp("speech")
+    root = work / "hirest-speech"
+    shutil.copytree(sim_root, root, ignore=shutil.ignore_patterns("eva_clip_features"))
+    spec = dataclasses.replace(
+        FeatureSpec.load(root), visual_encoder="none", visual_dim=0, asr_model="whisper-tiny.en", simulated=False
+    )
+    spec.save(root)
+    store = FeatureStore(root)
+    assert store.visual("any.mp4", 5).shape == (5, 0)  # no file is read
+    cfg = ExperimentConfig(
+        name="speech",
+        output_dir=str(work / "runs"),
+        model=ModelConfig(
+            hidden_dim=32,
+            num_heads=2,
+            ffn_dim=64,
+            num_encoder_layers=1,
+            decoder_layers=1,
+            dropout=0.0,
+            visual_dim=0,
+            query_dim=384,
+        ),
+        data=DataConfig(root=str(root)),
+        # step captioning is left out of training only to keep validation free of the Java caption scorers
+        train=TrainConfig(
+            tasks=["moment_retrieval", "moment_segmentation"],
+            epochs=1,
+            batch_size=2,
+            max_steps=2,
+            lr=1e-3,
+            warmup_ratio=0.0,
+        ),
+        eval=EvalConfig(batch_size=4, num_beams=1, max_caption_tokens=6, segmentation_rounds=4, segmentation_min_gap=2),
+    )
+    result = train(cfg, device="cpu", progress=False)
+    assert result.steps == 2 and all(np.isfinite(x["loss"]) for x in result.losses)
+    return result.run_dir / "checkpoints" / "last"
+
+
+def test_speech_only_predict_without_visual_weights(speech_checkpoint: Path, tmp_path: Path) -> None:
+    from quag.training.checkpoint import load_checkpoint
+
+    model, cfg, spec, _ = load_checkpoint(speech_checkpoint)
+    assert spec.speech_only and cfg.model.visual_dim == 0
+    assert not any(n.startswith("embed.video") for n, _ in model.named_parameters())
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in build_model(cfg.model).parameters())
+    speech = load_speech()
+    video = make_video(tmp_path / "cooking.mp4", 24, 4, audio=np.concatenate([speech, speech]))
+    out = tmp_path / "out"
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        rc = main(
+            [
+                "predict",
+                str(video),
+                "-q",
+                "Pour the milk",
+                "--checkpoint",
+                str(speech_checkpoint),
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--whisper-compute-type",
+                "int8",
+            ]
+        )
+    assert rc == 0
+    assert "speech-only" in buffer.getvalue()
+    (record,) = json.loads((out / "cooking.json").read_text())
+    assert record["video"] == "cooking.mp4" and record["query"] == "Pour the milk"
+    assert record["duration"] == pytest.approx(6.0)
+    s, e = record["moment"]
+    assert 0 <= s <= e <= 6.0 and all(s - 1 <= x["start"] <= x["end"] <= e for x in record["steps"])
+    page = (out / "cooking.html").read_text()
+    assert "<svg" in page and "milk" in page.lower()
