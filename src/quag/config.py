@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
@@ -302,9 +303,8 @@ def _build(cls: type, data: dict[str, Any], where: str = "") -> Any:
     unknown = sorted(set(data) - names)
     if unknown:
         prefix = f"{where}." if where else ""
-        raise ValueError(
-            f"Unknown config key(s) {', '.join(prefix + k for k in unknown)}; valid keys here: {', '.join(sorted(names))}"
-        )
+        keys = ", ".join(prefix + k for k in unknown)
+        raise ValueError(f"Unknown config key(s) {keys}; valid keys here: {', '.join(sorted(names))}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**kwargs)
 
@@ -328,11 +328,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ValueError(f"override {text!r} has an empty key")
     value = yaml.safe_load(raw) if raw.strip() else ""
     # YAML 1.1 reads "1e-4" as a string: accept plain floats written that way.
-    if isinstance(value, str):
-        try:
-            value = float(value) if any(c in value for c in ".eE") and not value.isalpha() else value
-        except ValueError:
-            pass
+    if isinstance(value, str) and any(c in value for c in ".eE") and not value.isalpha():
+        with contextlib.suppress(ValueError):
+            value = float(value)
     return path, value
 
 

@@ -21,17 +21,32 @@ from quag.config import ExperimentConfig, load_config
 logger = logging.getLogger(__name__)
 
 TABLE_COLUMNS = (
-    "moment_retrieval/R@0.5", "moment_retrieval/R@0.7",
-    "moment_segmentation/recall@0.5", "moment_segmentation/precision@0.5",
-    "moment_segmentation/recall@0.7", "moment_segmentation/precision@0.7",
-    "step_captioning/Bleu_4", "step_captioning/METEOR", "step_captioning/ROUGE_L", "step_captioning/CIDEr",
+    "moment_retrieval/R@0.5",
+    "moment_retrieval/R@0.7",
+    "moment_segmentation/recall@0.5",
+    "moment_segmentation/precision@0.5",
+    "moment_segmentation/recall@0.7",
+    "moment_segmentation/precision@0.7",
+    "step_captioning/Bleu_4",
+    "step_captioning/METEOR",
+    "step_captioning/ROUGE_L",
+    "step_captioning/CIDEr",
 )
 SHORT = {c: c.split("/")[1] for c in TABLE_COLUMNS}
-SHORT.update({"moment_retrieval/R@0.5": "MR R@.5", "moment_retrieval/R@0.7": "MR R@.7",
-              "moment_segmentation/recall@0.5": "MS R@.5", "moment_segmentation/precision@0.5": "MS P@.5",
-              "moment_segmentation/recall@0.7": "MS R@.7", "moment_segmentation/precision@0.7": "MS P@.7",
-              "step_captioning/Bleu_4": "B4", "step_captioning/METEOR": "METEOR",
-              "step_captioning/ROUGE_L": "ROUGE-L", "step_captioning/CIDEr": "CIDEr"})
+SHORT.update(
+    {
+        "moment_retrieval/R@0.5": "MR R@.5",
+        "moment_retrieval/R@0.7": "MR R@.7",
+        "moment_segmentation/recall@0.5": "MS R@.5",
+        "moment_segmentation/precision@0.5": "MS P@.5",
+        "moment_segmentation/recall@0.7": "MS R@.7",
+        "moment_segmentation/precision@0.7": "MS P@.7",
+        "step_captioning/Bleu_4": "B4",
+        "step_captioning/METEOR": "METEOR",
+        "step_captioning/ROUGE_L": "ROUGE-L",
+        "step_captioning/CIDEr": "CIDEr",
+    }
+)
 
 
 def _baseline_rows(root: str, split: str, embed: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -39,11 +54,16 @@ def _baseline_rows(root: str, split: str, embed: dict[str, Any]) -> dict[str, di
     from quag.evaluation.captions import CaptionOptions
     from quag.evaluation.evaluate import flat_metrics
 
-    result = run_baselines(root, split, embed=embed,
-                           caption_options=CaptionOptions(metrics=("Bleu_4", "METEOR", "ROUGE_L", "CIDEr")))
-    names = {"whole_video": "whole video (MR)", "mean_span": "mean train span (MR)",
-             "uniform_steps": "uniform steps, train median (MS)", "nearest_caption": "nearest-query captions (SC)",
-             "frequent_caption": "most frequent caption (SC)"}
+    result = run_baselines(
+        root, split, embed=embed, caption_options=CaptionOptions(metrics=("Bleu_4", "METEOR", "ROUGE_L", "CIDEr"))
+    )
+    names = {
+        "whole_video": "whole video (MR)",
+        "mean_span": "mean train span (MR)",
+        "uniform_steps": "uniform steps, train median (MS)",
+        "nearest_caption": "nearest-query captions (SC)",
+        "frequent_caption": "most frequent caption (SC)",
+    }
     rows: dict[str, dict[str, float]] = {}
     for reports in result["results"].values():
         for name, rep in reports.items():
@@ -62,12 +82,21 @@ def format_table(rows: dict[str, dict[str, float]], columns: tuple[str, ...] = T
 
 
 def _gt_record(v: Any) -> dict[str, Any]:
-    return {"video": v.video, "query": v.query, "duration": v.duration, "moment": list(v.bounds),
-            "steps": [{"start": s.start, "end": s.end, "sentence": s.caption} for s in v.steps]}
+    return {
+        "video": v.video,
+        "query": v.query,
+        "duration": v.duration,
+        "moment": list(v.bounds),
+        "steps": [{"start": s.start, "end": s.end, "sentence": s.caption} for s in v.steps],
+    }
 
 
-def run_demo(config_path: str | Path = "configs/sim_quag_cpu.yaml", overrides: list[str] | None = None,
-             report_videos: int = 6, progress: bool = True) -> dict[str, Any]:
+def run_demo(
+    config_path: str | Path = "configs/sim_quag_cpu.yaml",
+    overrides: list[str] | None = None,
+    report_videos: int = 6,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Run the main job; returns the table rows, the files written and timings."""
     import torch
 
@@ -100,8 +129,10 @@ def run_demo(config_path: str | Path = "configs/sim_quag_cpu.yaml", overrides: l
         resume = last
         print(f"[2/4] resuming {cfg.name} from {last} (step {meta.step})")
     else:
-        print(f"[2/4] training {cfg.name} on CPU ({cfg.model.arch}, width {cfg.model.hidden_dim}, "
-              f"{cfg.train.epochs} epochs)")
+        print(
+            f"[2/4] training {cfg.name} on CPU ({cfg.model.arch}, width {cfg.model.hidden_dim}, "
+            f"{cfg.train.epochs} epochs)"
+        )
     train(cfg, resume=resume, device="cpu", progress=progress)
     timings["train"] = time.time() - t
 
@@ -129,9 +160,13 @@ def run_demo(config_path: str | Path = "configs/sim_quag_cpu.yaml", overrides: l
         "<h2>End to end: predicted moment -> its steps -> their captions</h2>",
         *[video_section(_gt_record(v), p) for v, p in zip(val, e2e, strict=True)],
     ]
-    report = write_report(cfg.run_dir / "report.html", f"QUAG on HiREST-sim: {cfg.name}", sections,
-                          note="Features are SIMULATED (quag make-sim): these numbers are not comparable with "
-                               "the QUAG paper or any published HiREST result.")
+    report = write_report(
+        cfg.run_dir / "report.html",
+        f"QUAG on HiREST-sim: {cfg.name}",
+        sections,
+        note="Features are SIMULATED (quag make-sim): these numbers are not comparable with "
+        "the QUAG paper or any published HiREST result.",
+    )
     print(f"report: {report}")
     print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
     return {"rows": rows, "report": str(report), "files": summary["files"], "timings": timings}

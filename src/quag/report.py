@@ -60,12 +60,14 @@ def loss_curves_svg(metrics_jsonl: str | Path, width: int = 900, height: int = 2
     def py(y: float) -> float:
         return height - pad - (y - y0) / max(y1 - y0, 1e-9) * (height - 2 * pad)
 
-    parts = [f'<svg width="{width}" height="{height}" role="img" aria-label="training losses">',
-             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>',
-             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>',
-             f'<text x="{pad}" y="{height - 10}">step {x0:.0f}</text>',
-             f'<text x="{width - pad - 60}" y="{height - 10}">step {x1:.0f}</text>',
-             f'<text x="2" y="{pad}">{y1:.2f}</text><text x="2" y="{height - pad}">{y0:.2f}</text>']
+    parts = [
+        f'<svg width="{width}" height="{height}" role="img" aria-label="training losses">',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>',
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>',
+        f'<text x="{pad}" y="{height - 10}">step {x0:.0f}</text>',
+        f'<text x="{width - pad - 60}" y="{height - 10}">step {x1:.0f}</text>',
+        f'<text x="2" y="{pad}">{y1:.2f}</text><text x="2" y="{height - pad}">{y0:.2f}</text>',
+    ]
     for i, (name, pts) in enumerate(sorted(series.items())):
         color = _COLORS[i % len(_COLORS)]
         path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
@@ -75,8 +77,9 @@ def loss_curves_svg(metrics_jsonl: str | Path, width: int = 900, height: int = 2
     return "".join(parts)
 
 
-def timeline_svg(duration: float, rows: Sequence[tuple[str, Sequence[tuple[float, float, str]]]],
-                 width: int = 1000) -> str:
+def timeline_svg(
+    duration: float, rows: Sequence[tuple[str, Sequence[tuple[float, float, str]]]], width: int = 1000
+) -> str:
     """Horizontal timeline: each row is (label, [(start_s, end_s, text), ...]) drawn as coloured spans."""
     left, lane = 130, 30
     height = lane * len(rows) + 30
@@ -90,8 +93,10 @@ def timeline_svg(duration: float, rows: Sequence[tuple[str, Sequence[tuple[float
             x, w = left + s * scale, max((e - s) * scale, 1.5)
             color = _COLORS[i % len(_COLORS)]
             title = f"{s:.0f}-{e:.0f}s {text}".strip()
-            parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="20" fill="{color}" opacity="0.85">'
-                         f"<title>{_esc(title)}</title></rect>")
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="20" fill="{color}" opacity="0.85">'
+                f"<title>{_esc(title)}</title></rect>"
+            )
             if text and w > 40:
                 short = text if len(text) * 6 < w else text[: max(1, int(w / 6) - 1)] + "…"
                 parts.append(f'<text x="{x + 3:.1f}" y="{y + 14}" fill="#fff">{_esc(short)}</text>')
@@ -114,12 +119,15 @@ def video_section(gt: dict[str, Any], pred: dict[str, Any]) -> str:
         ("predicted steps", [(s["start"], s["end"], s["sentence"]) for s in pred["steps"]]),
     ]
     caps = "".join(
-        f"<tr><td>{i + 1}</td><td>{_esc(g['sentence']) if g else ''}</td><td>{_esc(p['sentence']) if p else ''}</td></tr>"
+        f"<tr><td>{i + 1}</td><td>{_esc(g['sentence']) if g else ''}</td>"
+        f"<td>{_esc(p['sentence']) if p else ''}</td></tr>"
         for i, (g, p) in enumerate(_zip_longest(gt["steps"], pred["steps"]))
     )
-    return (f'<div class="video"><h3>{_esc(gt["video"])}</h3><p class="q">query: <b>{_esc(gt["query"])}</b>, '
-            f"{dur:.0f} s</p>{timeline_svg(dur, rows)}"
-            f"<table><tr><th>#</th><th>GT caption</th><th>predicted caption</th></tr>{caps}</table></div>")
+    return (
+        f'<div class="video"><h3>{_esc(gt["video"])}</h3><p class="q">query: <b>{_esc(gt["query"])}</b>, '
+        f"{dur:.0f} s</p>{timeline_svg(dur, rows)}"
+        f"<table><tr><th>#</th><th>GT caption</th><th>predicted caption</th></tr>{caps}</table></div>"
+    )
 
 
 def _zip_longest(a: Sequence[Any], b: Sequence[Any]) -> list[tuple[Any, Any]]:
@@ -130,6 +138,8 @@ def _zip_longest(a: Sequence[Any], b: Sequence[Any]) -> list[tuple[Any, Any]]:
 def write_report(path: str | Path, title: str, sections: Sequence[str], note: str | None = None) -> Path:
     """Assemble and write the page atomically."""
     note_html = f'<p class="note">{_esc(note)}</p>' if note else ""
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title><style>{_CSS}</style>"
-            f"</head><body><h1>{_esc(title)}</h1>{note_html}{''.join(sections)}</body></html>")
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title><style>{_CSS}</style>"
+        f"</head><body><h1>{_esc(title)}</h1>{note_html}{''.join(sections)}</body></html>"
+    )
     return atomic_write_text(path, page)

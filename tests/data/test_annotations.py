@@ -43,8 +43,13 @@ def write(tmp_path: Path, obj: object) -> Path:
     return p
 
 
-GOOD = {"relevant": True, "clip": True, "v_duration": 100.0, "bounds": [10, 50],
-        "steps": [{"index": 0, "heading": "cut ", "absolute_bounds": [10, 50]}]}
+GOOD = {
+    "relevant": True,
+    "clip": True,
+    "v_duration": 100.0,
+    "bounds": [10, 50],
+    "steps": [{"index": 0, "heading": "cut ", "absolute_bounds": [10, 50]}],
+}
 
 
 @pytest.mark.parametrize(

@@ -6,14 +6,26 @@ from quag.data.collate import Sample, collate
 
 
 def sample(task: str, t: int, **kw: object) -> Sample:
-    return Sample(task=task, video_id=f"v{t}.mp4", query="q", duration=float(t), video=np.ones((t, 4), np.float32),
-                  asr=np.ones((t, 3), np.float32), query_emb=np.ones(2, np.float32),
-                  moment_mask=np.ones(t, bool), **kw)  # type: ignore[arg-type]
+    return Sample(
+        task=task,
+        video_id=f"v{t}.mp4",
+        query="q",
+        duration=float(t),
+        video=np.ones((t, 4), np.float32),
+        asr=np.ones((t, 3), np.float32),
+        query_emb=np.ones(2, np.float32),
+        moment_mask=np.ones(t, bool),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_padding_and_masks() -> None:
-    b = collate([sample("moment_retrieval", 3, start_frame=0, end_frame=2),
-                 sample("moment_retrieval", 5, start_frame=1, end_frame=4)])
+    b = collate(
+        [
+            sample("moment_retrieval", 3, start_frame=0, end_frame=2),
+            sample("moment_retrieval", 5, start_frame=1, end_frame=4),
+        ]
+    )
     assert b.video.shape == (2, 5, 4) and b.asr.shape == (2, 5, 3) and b.query.shape == (2, 2)
     assert b.video_mask.dtype == torch.bool
     assert b.video_mask.tolist() == [[True] * 3 + [False] * 2, [True] * 5]

@@ -8,8 +8,9 @@ import torch
 from quag.data.features import FeatureError, FeatureSpec, FeatureStore
 
 
-def make_root(tmp_path: Path, rows: int = 10, visual: object = None, srt: str | None = None,
-              asr: object = None) -> Path:
+def make_root(
+    tmp_path: Path, rows: int = 10, visual: object = None, srt: str | None = None, asr: object = None
+) -> Path:
     """A one-video root in the official layout (official spec, no feature_spec.json)."""
     root = tmp_path / "root"
     (root / "eva_clip_features").mkdir(parents=True)
@@ -20,8 +21,10 @@ def make_root(tmp_path: Path, rows: int = 10, visual: object = None, srt: str | 
     torch.save(visual, root / "eva_clip_features" / "vid.mp4.pt")
     (root / "ASR" / "vid.srt").write_text(srt if srt is not None else "1\n00:00:01,000 --> 00:00:03,000\nhello\n")
     torch.save(asr if asr is not None else torch.ones(1, 384), root / "ASR_feats_all-MiniLM-L6-v2" / "vid.pt")
-    torch.save({"queries": ["make tea"], "embeddings": torch.ones(1, 1024), "encoder": "x"},
-               root / "query_feats_eva-clip-g14-text.pt")
+    torch.save(
+        {"queries": ["make tea"], "embeddings": torch.ones(1, 1024), "encoder": "x"},
+        root / "query_feats_eva-clip-g14-text.pt",
+    )
     return root
 
 

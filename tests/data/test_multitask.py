@@ -16,14 +16,27 @@ class Toy(Dataset):
         return self.n
 
     def __getitem__(self, i: int) -> Sample:
-        return Sample(task=self.task, video_id=f"{self.task}-{i}", query="q", duration=2.0,
-                      video=np.zeros((2, 2), np.float32), asr=np.zeros((2, 2), np.float32),
-                      query_emb=np.zeros(2, np.float32), moment_mask=np.ones(2, bool), start_frame=0, end_frame=1)
+        return Sample(
+            task=self.task,
+            video_id=f"{self.task}-{i}",
+            query="q",
+            duration=2.0,
+            video=np.zeros((2, 2), np.float32),
+            asr=np.zeros((2, 2), np.float32),
+            query_emb=np.zeros(2, np.float32),
+            moment_mask=np.ones(2, bool),
+            start_frame=0,
+            end_frame=1,
+        )
 
 
 def make(seed: int = 0, **kw: object) -> MultiTaskLoader:
-    return MultiTaskLoader({"moment_retrieval": Toy("moment_retrieval", 7),
-                            "step_captioning": Toy("step_captioning", 12)}, batch_size=3, seed=seed, **kw)
+    return MultiTaskLoader(
+        {"moment_retrieval": Toy("moment_retrieval", 7), "step_captioning": Toy("step_captioning", 12)},
+        batch_size=3,
+        seed=seed,
+        **kw,
+    )
 
 
 def epoch(loader: MultiTaskLoader, e: int, start: int = 0) -> list[tuple[str, tuple[str, ...]]]:
@@ -37,7 +50,9 @@ def test_every_batch_once_per_epoch_proportional() -> None:
     out = epoch(loader, 0)
     assert Counter(t for t, _ in out) == {"moment_retrieval": 3, "step_captioning": 4}
     seen = [v for _, ids in out for v in ids]
-    assert sorted(seen) == sorted([f"moment_retrieval-{i}" for i in range(7)] + [f"step_captioning-{i}" for i in range(12)])
+    assert sorted(seen) == sorted(
+        [f"moment_retrieval-{i}" for i in range(7)] + [f"step_captioning-{i}" for i in range(12)]
+    )
     assert len(loader) == 7  # length does not shrink while iterating
 
 

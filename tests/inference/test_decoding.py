@@ -69,6 +69,7 @@ def test_vectorised_segmentation_equals_per_sample_reference(seed: int) -> None:
     fast = decode_islands(fast_model, frames, lengths, rounds=20, threshold=0.5)
     slow = decode_islands_naive(slow_model, frames, lengths, rounds=20, threshold=0.5)
     assert fast == slow
+    assert decode_islands(FakeModel(B, T, seed), frames, lengths, rounds=20, early_stop=False) == slow
     assert fast_model.calls <= slow_model.calls // B + 1  # batched, with early stop
 
 

@@ -14,7 +14,6 @@ recipe = TrainRecipe(load_config(None, overrides), device="cpu", progress=False)
 recipe.setup()
 result = recipe.train()
 flat = torch.cat([p.detach().flatten() for p in recipe.raw_model.parameters()])
-torch.save({"params": flat, "losses": result.losses, "metrics": result.val_metrics},
-           out / f"rank{recipe.dist.rank}.pt")
+torch.save({"params": flat, "losses": result.losses, "metrics": result.val_metrics}, out / f"rank{recipe.dist.rank}.pt")
 recipe.cleanup()
 D.shutdown(0)

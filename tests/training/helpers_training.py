@@ -7,10 +7,21 @@ from pathlib import Path
 from quag.config import ExperimentConfig, load_config
 
 TINY = [
-    "model.hidden_dim=32", "model.num_heads=2", "model.ffn_dim=64", "model.num_encoder_layers=1",
-    "model.decoder_layers=1", "model.query_dim=384", "model.attention_dropout=0.0",
-    "train.batch_size=4", "train.lr=1e-3", "train.warmup_ratio=0.0", "train.log_every=1",
-    "eval.batch_size=8", "eval.num_beams=2", "eval.max_caption_tokens=8", "eval.segmentation_rounds=4",
+    "model.hidden_dim=32",
+    "model.num_heads=2",
+    "model.ffn_dim=64",
+    "model.num_encoder_layers=1",
+    "model.decoder_layers=1",
+    "model.query_dim=384",
+    "model.attention_dropout=0.0",
+    "train.batch_size=4",
+    "train.lr=1e-3",
+    "train.warmup_ratio=0.0",
+    "train.log_every=1",
+    "eval.batch_size=8",
+    "eval.num_beams=2",
+    "eval.max_caption_tokens=8",
+    "eval.segmentation_rounds=4",
     "eval.val_caption_metrics=[CIDEr]",
 ]
 

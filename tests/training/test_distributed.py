@@ -19,8 +19,16 @@ def free_port() -> int:
 @pytest.mark.distributed
 def test_two_process_ddp_keeps_ranks_identical(sim_root: Path, tmp_path: Path) -> None:
     worker = Path(__file__).with_name("ddp_worker.py")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-           str(worker), str(tmp_path), *tiny_overrides(sim_root, tmp_path / "runs", "train.max_steps=4")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        str(worker),
+        str(tmp_path),
+        *tiny_overrides(sim_root, tmp_path / "runs", "train.max_steps=4"),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -24,8 +24,14 @@ def test_two_step_run_through_the_cli(sim_root: Path, tmp_path: Path, capsys: py
     assert main(args) == 0
     assert "trained 2 steps" in capsys.readouterr().out
     run = tmp_path / "tiny"
-    for f in ("config.yaml", "train.log", "metrics.jsonl", "checkpoints/last/model.safetensors",
-              "checkpoints/last/trainer_state.pt", "checkpoints/best/feature_spec.json"):
+    for f in (
+        "config.yaml",
+        "train.log",
+        "metrics.jsonl",
+        "checkpoints/last/model.safetensors",
+        "checkpoints/last/trainer_state.pt",
+        "checkpoints/best/feature_spec.json",
+    ):
         assert (run / f).is_file(), f
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "lr" in r] == [1, 2]
@@ -60,8 +66,9 @@ def test_overfitting_one_batch_drives_the_loss_down(sim_root: Path, tmp_path: Pa
     assert losses[-1] < 0.5 * losses[0], losses[::8]
 
 
-def test_resume_reproduces_the_uninterrupted_run(sim_root: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_reproduces_the_uninterrupted_run(
+    sim_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     extra = ("train.max_steps=6", "train.save_every=3", "train.eval_every_epochs=99")
     full = train(tiny_config(sim_root, tmp_path / "a", *extra), device="cpu", progress=False)
     save = TrainRecipe._save
@@ -75,18 +82,27 @@ def test_resume_reproduces_the_uninterrupted_run(sim_root: Path, tmp_path: Path,
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(sim_root, tmp_path / "b", *extra), device="cpu", progress=False)
     monkeypatch.undo()
-    resumed = train(tiny_config(sim_root, tmp_path / "b", *extra),
-                    resume=tmp_path / "b" / "tiny" / "checkpoints" / "last", device="cpu", progress=False)
+    resumed = train(
+        tiny_config(sim_root, tmp_path / "b", *extra),
+        resume=tmp_path / "b" / "tiny" / "checkpoints" / "last",
+        device="cpu",
+        progress=False,
+    )
     assert len(full.losses) == 6
     assert resumed.losses == full.losses[3:]  # the next step's loss (and every later one) is identical
 
 
 def test_resume_refuses_another_model(sim_root: Path, tmp_path: Path) -> None:
-    train(tiny_config(sim_root, tmp_path, "train.max_steps=1", "train.eval_every_epochs=99"), device="cpu",
-          progress=False)
+    train(
+        tiny_config(sim_root, tmp_path, "train.max_steps=1", "train.eval_every_epochs=99"), device="cpu", progress=False
+    )
     with pytest.raises(ValueError, match="model config differs"):
-        train(tiny_config(sim_root, tmp_path, "model.hidden_dim=64"),
-              resume=tmp_path / "tiny" / "checkpoints" / "last", device="cpu", progress=False)
+        train(
+            tiny_config(sim_root, tmp_path, "model.hidden_dim=64"),
+            resume=tmp_path / "tiny" / "checkpoints" / "last",
+            device="cpu",
+            progress=False,
+        )
 
 
 def test_feature_width_mismatch_is_explained(sim_root: Path, tmp_path: Path) -> None:
@@ -96,6 +112,11 @@ def test_feature_width_mismatch_is_explained(sim_root: Path, tmp_path: Path) -> 
 
 
 def test_selection_score() -> None:
-    m = {"moment_retrieval/R@0.5": 60.0, "moment_retrieval/R@0.7": 40.0, "moment_segmentation/recall@0.5": 30.0,
-         "moment_segmentation/precision@0.5": 10.0, "step_captioning/CIDEr": 5.0}
+    m = {
+        "moment_retrieval/R@0.5": 60.0,
+        "moment_retrieval/R@0.7": 40.0,
+        "moment_segmentation/recall@0.5": 30.0,
+        "moment_segmentation/precision@0.5": 10.0,
+        "step_captioning/CIDEr": 5.0,
+    }
     assert selection_score(m) == pytest.approx((50 + 20 + 5) / 3)

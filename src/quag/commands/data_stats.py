@@ -24,8 +24,11 @@ def split_stats(videos: list[A.VideoAnnotation]) -> dict[str, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="data/hirest", help="dataset or annotation root")
     parser.add_argument("--splits", nargs="+", default=["train", "val"])
-    parser.add_argument("--check-features", action="store_true",
-                        help="also load every feature file of the splits and report the length policy")
+    parser.add_argument(
+        "--check-features",
+        action="store_true",
+        help="also load every feature file of the splits and report the length policy",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
     for split, s in rows:
         ms_videos = s["moment_segmentation_train_videos"] if split == "train" else s["moment_segmentation_eval_videos"]
         ms_ex = s["moment_segmentation_train_examples"] if split == "train" else s["moment_segmentation_eval_videos"]
-        print(f"{split:<6} {s['pairs']:>6} {s['moment_retrieval']:>6} {ms_ex:>13,} {ms_videos:>10} "
-              f"{s['step_captioning']:>6,}")
+        print(
+            f"{split:<6} {s['pairs']:>6} {s['moment_retrieval']:>6} {ms_ex:>13,} {ms_videos:>10} "
+            f"{s['step_captioning']:>6,}"
+        )
     print("MS train ex. = teacher-forced next-boundary examples (train); one example per video elsewhere.")
     if args.check_features:
         from tqdm import tqdm

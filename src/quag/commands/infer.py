@@ -29,9 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from quag.inference.api import run_inference
 
-    summary = run_inference(args.checkpoint, split=args.split, data_root=args.data, out_dir=args.out,
-                            tasks=args.tasks, end_to_end=args.end_to_end, evaluate=args.evaluate, device=args.device,
-                            overrides=args.overrides)
+    summary = run_inference(
+        args.checkpoint,
+        split=args.split,
+        data_root=args.data,
+        out_dir=args.out,
+        tasks=args.tasks,
+        end_to_end=args.end_to_end,
+        evaluate=args.evaluate,
+        device=args.device,
+        overrides=args.overrides,
+    )
     for path in summary["files"]:
         print(f"wrote {path}")
     if summary.get("metrics"):

@@ -263,7 +263,9 @@ def segmentation_eval_examples(videos: Iterable[VideoAnnotation]) -> list[Segmen
             continue
         n = v.num_frames
         frames = tuple(seconds_to_frame(t, n) for t in unique_boundaries(v))
-        out.append(SegmentationEvalExample(v, (seconds_to_frame(v.bounds[0], n), seconds_to_frame(v.bounds[1], n)), frames))
+        out.append(
+            SegmentationEvalExample(v, (seconds_to_frame(v.bounds[0], n), seconds_to_frame(v.bounds[1], n)), frames)
+        )
     return out
 
 

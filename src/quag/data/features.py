@@ -101,12 +101,16 @@ class FeatureSpec:
     def check_compatible(self, other: FeatureSpec, what: str = "checkpoint", other_what: str = "features") -> None:
         """Raise if features made by ``other`` cannot feed a model trained on ``self``."""
         keys = ("visual_encoder", "visual_dim", "fps", "asr_encoder", "asr_dim", "query_encoder", "query_dim")
-        diffs = [f"{k}: {what} {getattr(self, k)!r} vs {other_what} {getattr(other, k)!r}"
-                 for k in keys if getattr(self, k) != getattr(other, k)]
+        diffs = [
+            f"{k}: {what} {getattr(self, k)!r} vs {other_what} {getattr(other, k)!r}"
+            for k in keys
+            if getattr(self, k) != getattr(other, k)
+        ]
         if diffs:
             raise FeatureError(
                 f"the {other_what} were made by other encoders than the {what} expects ("
-                + "; ".join(diffs) + "). Re-extract the features with the matching encoders or use a matching checkpoint."
+                + "; ".join(diffs)
+                + "). Re-extract the features with the matching encoders or use a matching checkpoint."
             )
 
 
@@ -119,8 +123,10 @@ class LengthReport:
     padded: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def summary(self) -> str:
-        return (f"{self.checked} visual files checked: {self.checked - len(self.truncated) - len(self.padded)} exact, "
-                f"{len(self.truncated)} cut to round(duration), {len(self.padded)} padded by repeating the last row")
+        return (
+            f"{self.checked} visual files checked: {self.checked - len(self.truncated) - len(self.padded)} exact, "
+            f"{len(self.truncated)} cut to round(duration), {len(self.padded)} padded by repeating the last row"
+        )
 
 
 class _LRU:
@@ -158,14 +164,18 @@ def load_tensor_file(path: Path, what: str) -> np.ndarray:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files
-        raise FeatureError(f"{path}: cannot be read as a torch tensor file ({type(e).__name__}: {e}); re-create it") from e
+        raise FeatureError(
+            f"{path}: cannot be read as a torch tensor file ({type(e).__name__}: {e}); re-create it"
+        ) from e
     if isinstance(obj, torch.Tensor):
         arr = obj.detach().to(torch.float32).numpy()
     elif isinstance(obj, np.ndarray):
         arr = obj.astype(np.float32)
     else:
-        raise FeatureError(f"{path}: expected a tensor, found {type(obj).__name__} (a broken check_feature_size.py "
-                           "run writes a list of paths here); re-create the file")
+        raise FeatureError(
+            f"{path}: expected a tensor, found {type(obj).__name__} (a broken check_feature_size.py "
+            "run writes a list of paths here); re-create the file"
+        )
     return arr
 
 
@@ -175,8 +185,10 @@ def _check_matrix(arr: np.ndarray, path: Path, dim: int, field_name: str) -> np.
     if arr.ndim != 2:
         raise FeatureError(f"{path}: {field_name} must be a 2-D (rows, {dim}) matrix, got shape {tuple(arr.shape)}")
     if arr.shape[1] != dim:
-        raise FeatureError(f"{path}: {field_name} rows have {arr.shape[1]} values, the feature spec says {dim} "
-                           "(wrong encoder? check feature_spec.json)")
+        raise FeatureError(
+            f"{path}: {field_name} rows have {arr.shape[1]} values, the feature spec says {dim} "
+            "(wrong encoder? check feature_spec.json)"
+        )
     if not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).any(axis=1).argmax())
         raise FeatureError(f"{path}: {field_name} contains NaN/Inf (first at row {bad}); re-extract this video")
@@ -280,8 +292,9 @@ class FeatureStore:
         if rows != n_frames:
             if abs(rows - n_frames) > self.length_tolerance or rows == 0:
                 raise FeatureError(
-                    f"{path}: {rows} rows but the video lasts {n_frames} s (round(v_duration)); the difference exceeds "
-                    f"data.length_tolerance={self.length_tolerance}. Re-extract this video at 1 fps or raise the tolerance."
+                    f"{path}: {rows} rows but the video lasts {n_frames} s (round(v_duration)); the difference "
+                    f"exceeds data.length_tolerance={self.length_tolerance}. Re-extract this video at 1 fps or raise "
+                    "the tolerance."
                 )
             if rows > n_frames:
                 arr = arr[:n_frames]
@@ -304,11 +317,14 @@ class FeatureStore:
         if not srt_path.is_file():
             raise FeatureError(f"transcript {srt_path} not found: {OBTAIN_HINT}")
         cues = read_srt(srt_path)
-        emb = _check_matrix(load_tensor_file(feat_path, "transcript embedding"), feat_path, self.spec.asr_dim,
-                            "transcript embeddings")
+        emb = _check_matrix(
+            load_tensor_file(feat_path, "transcript embedding"), feat_path, self.spec.asr_dim, "transcript embeddings"
+        )
         if emb.shape[0] != len(cues):
-            raise FeatureError(f"{feat_path}: {emb.shape[0]} embedding rows but {srt_path} has {len(cues)} cues; "
-                               "re-embed the transcript (one row per cue, in file order)")
+            raise FeatureError(
+                f"{feat_path}: {emb.shape[0]} embedding rows but {srt_path} has {len(cues)} cues; "
+                "re-embed the transcript (one row per cue, in file order)"
+            )
         arr = spread_cues(cues, emb, n_frames, self.asr_alignment)
         self._cache.put(key, arr)
         return arr
@@ -340,8 +356,10 @@ class FeatureStore:
     def query(self, text: str) -> np.ndarray:
         table = self.queries()
         if text not in table:
-            raise FeatureError(f"{self.query_path()}: no embedding for query {text!r}; re-run "
-                               f"`quag encode-queries {self.root}` after adding queries")
+            raise FeatureError(
+                f"{self.query_path()}: no embedding for query {text!r}; re-run "
+                f"`quag encode-queries {self.root}` after adding queries"
+            )
         return table[text]
 
     def check_files(self, videos: list[str]) -> None:
@@ -357,6 +375,8 @@ class FeatureStore:
         if missing:
             head = "\n  ".join(missing[:10])
             more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
-            raise FeatureError(f"{len(missing)} feature file(s) missing under {self.root}:\n  {head}{more}\n"
-                               f"To obtain them: {OBTAIN_HINT}")
+            raise FeatureError(
+                f"{len(missing)} feature file(s) missing under {self.root}:\n  {head}{more}\n"
+                f"To obtain them: {OBTAIN_HINT}"
+            )
         self.queries()

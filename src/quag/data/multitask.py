@@ -80,7 +80,10 @@ class MultiTaskLoader:
             # a private generator: creating an iterator must not draw from the global RNG (dropout), or a
             # resumed run would see other random numbers than an uninterrupted one
             self.loaders[task] = DataLoader(
-                ds, batch_sampler=bs, num_workers=num_workers, collate_fn=collate_fn,
+                ds,
+                batch_sampler=bs,
+                num_workers=num_workers,
+                collate_fn=collate_fn,
                 generator=torch.Generator().manual_seed(seed),
             )
         self._start = 0

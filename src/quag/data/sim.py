@@ -42,13 +42,29 @@ from quag.io import atomic_path, atomic_torch_save, atomic_write_json, atomic_wr
 logger = logging.getLogger(__name__)
 
 FILLERS = (
-    "okay so", "alright now", "and then", "so what we are going to do is", "next", "you can see", "now we",
-    "let me show you", "just like that", "make sure you", "go ahead and", "right so",
+    "okay so",
+    "alright now",
+    "and then",
+    "so what we are going to do is",
+    "next",
+    "you can see",
+    "now we",
+    "let me show you",
+    "just like that",
+    "make sure you",
+    "go ahead and",
+    "right so",
 )
 CHATTER = (
-    "hi everyone welcome back to my channel", "don't forget to like and subscribe", "thanks for watching",
-    "today i want to show you something", "let me know in the comments", "see you in the next video",
-    "this is something i get asked a lot", "before we start a quick word", "that's it for today",
+    "hi everyone welcome back to my channel",
+    "don't forget to like and subscribe",
+    "thanks for watching",
+    "today i want to show you something",
+    "let me know in the comments",
+    "see you in the next video",
+    "this is something i get asked a lot",
+    "before we start a quick word",
+    "that's it for today",
 )
 
 SIM_SPEC = FeatureSpec(
@@ -134,8 +150,9 @@ def _active_steps(v: A.VideoAnnotation, n_rows: int) -> list[str | None]:
     return out
 
 
-def _transcript(v: A.VideoAnnotation, active: list[str | None], rng: np.random.Generator, silence: float,
-                distractors: list[str]) -> list[Cue]:
+def _transcript(
+    v: A.VideoAnnotation, active: list[str | None], rng: np.random.Generator, silence: float, distractors: list[str]
+) -> list[Cue]:
     cues, t = [], 0.0
     while t < v.duration - 0.5:
         length = float(rng.uniform(2.0, 6.0))
@@ -164,8 +181,14 @@ def lfilter_ar1(x: np.ndarray, a: float) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def _visual(active: list[str | None], emb: _TextCache, distractors: list[str], proj: np.ndarray,
-            rng: np.random.Generator, noise: float) -> np.ndarray:
+def _visual(
+    active: list[str | None],
+    emb: _TextCache,
+    distractors: list[str],
+    proj: np.ndarray,
+    rng: np.random.Generator,
+    noise: float,
+) -> np.ndarray:
     n, d = len(active), proj.shape[0]
     base = np.zeros((n, d), dtype=np.float32)
     t = 0
@@ -282,11 +305,14 @@ def build_sim(
         atomic_write_text(srt_path, format_srt(cues))
         atomic_torch_save(feat_path, torch.from_numpy(cue_emb.astype(np.float32)))
 
-    atomic_torch_save(out / SIM_SPEC.query_file, {
-        "queries": queries,
-        "embeddings": torch.from_numpy(np.stack([emb[q] for q in queries])),
-        "encoder": SIM_SPEC.query_encoder,
-    })
+    atomic_torch_save(
+        out / SIM_SPEC.query_file,
+        {
+            "queries": queries,
+            "embeddings": torch.from_numpy(np.stack([emb[q] for q in queries])),
+            "encoder": SIM_SPEC.query_encoder,
+        },
+    )
     for split, vids in chosen.items():
         raw = A.read_json(source / A.SPLIT_FILE.format(split=split))
         atomic_write_json(out / A.SPLIT_FILE.format(split=split), _filter_split(raw, {v.video for v in vids}), None)
@@ -310,8 +336,8 @@ def _readme(cfg: SimConfig, counts: dict[str, int]) -> str:
 paper or any published HiREST result.** They exist so that the whole system can be built, trained and
 evaluated offline, on any machine, in minutes.
 
-Built by `quag make-sim` with {json.dumps(asdict(cfg))}: {counts.get('train', 0)} train and
-{counts.get('val', 0)} val videos (relevant and clip pairs only).
+Built by `quag make-sim` with {json.dumps(asdict(cfg))}: {counts.get("train", 0)} train and
+{counts.get("val", 0)} val videos (relevant and clip pairs only).
 
 What is real: the queries, video durations, moments, step boundaries and step captions (official HiREST
 annotations, MIT, see LICENSE), and the text encoder (all-MiniLM-L6-v2).

@@ -66,15 +66,24 @@ def run_inference(
     files: list[str] = []
     for task, ds in datasets.items():
         if len(ds) == 0:
-            logger.warning("%s: the %s split has no %s examples (public test moments/steps are hidden)", split, split,
-                           task)
+            logger.warning(
+                "%s: the %s split has no %s examples (public test moments/steps are hidden)", split, split, task
+            )
             continue
         preds[task] = predict_task(model, ds, cfg.eval, dev, precision=cfg.train.precision, progress=progress)
         files.append(str(atomic_write_json(out / f"{split}_{task}.json", preds[task].official)))
     files.append(str(atomic_write_jsonl(out / f"{split}_predictions.jsonl", video_records(preds.values()))))
     if end_to_end:
-        records = predict_end_to_end(model, A.moment_videos(videos), store, data_cfg, cfg.eval, dev,
-                                     precision=cfg.train.precision, progress=progress)
+        records = predict_end_to_end(
+            model,
+            A.moment_videos(videos),
+            store,
+            data_cfg,
+            cfg.eval,
+            dev,
+            precision=cfg.train.precision,
+            progress=progress,
+        )
         files.append(str(atomic_write_jsonl(out / f"{split}_end_to_end.jsonl", records)))
     summary: dict[str, Any] = {"files": files}
     if evaluate and preds:
@@ -83,13 +92,27 @@ def run_inference(
         if "moment_segmentation" in preds:  # the official protocol: clip to, and refill from, the GT moment
             from quag.evaluation.evaluate import evaluate_predictions, flat_metrics
 
-            report = evaluate_predictions(preds["moment_segmentation"].official, videos, "moment_segmentation",
-                                          preprocess_moment_bounds=True)
-            metrics.update({k.replace("moment_segmentation/", "moment_segmentation_official_refill/"): float(v)
-                            for k, v in flat_metrics(report).items() if isinstance(v, (int, float))})
+            report = evaluate_predictions(
+                preds["moment_segmentation"].official, videos, "moment_segmentation", preprocess_moment_bounds=True
+            )
+            metrics.update(
+                {
+                    k.replace("moment_segmentation/", "moment_segmentation_official_refill/"): float(v)
+                    for k, v in flat_metrics(report).items()
+                    if isinstance(v, (int, float))
+                }
+            )
         summary["metrics"] = metrics
-        summary["metrics_file"] = str(atomic_write_json(out / f"{split}_metrics.json", {
-            "split": split, "data": str(data_cfg.root), "checkpoint": str(checkpoint), "metrics": metrics,
-            "simulated_features": store.spec.simulated,
-        }))
+        summary["metrics_file"] = str(
+            atomic_write_json(
+                out / f"{split}_metrics.json",
+                {
+                    "split": split,
+                    "data": str(data_cfg.root),
+                    "checkpoint": str(checkpoint),
+                    "metrics": metrics,
+                    "simulated_features": store.spec.simulated,
+                },
+            )
+        )
     return summary

@@ -51,8 +51,9 @@ def _sec(frame: int) -> float:
 
 def _loader(ds: Dataset, batch_size: int, indices: Sequence[int] | None, workers: int = 0) -> DataLoader:
     data = Subset(ds, list(indices)) if indices is not None else ds
-    return DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers,
-                      generator=torch.Generator())  # leaves the global RNG (training dropout) untouched
+    return DataLoader(
+        data, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers, generator=torch.Generator()
+    )  # leaves the global RNG (training dropout) untouched
 
 
 def _progress(it: Iterable[Batch], desc: str, total: int, show: bool) -> Iterator[Batch]:
@@ -84,8 +85,9 @@ def predict_boundaries(model: torch.nn.Module, batch: Batch, cfg: EvalConfig) ->
         return model.segment_logits(h)
 
     lengths = batch.video_mask.sum(dim=1)
-    islands = decode_islands(logits_fn, batch.moment_frames, lengths, cfg.segmentation_rounds,
-                             cfg.segmentation_threshold)
+    islands = decode_islands(
+        logits_fn, batch.moment_frames, lengths, cfg.segmentation_rounds, cfg.segmentation_threshold
+    )
     frames = batch.moment_frames.tolist()
     return [
         postprocess_boundaries(isl, ms, me, cfg.segmentation_min_gap, cfg.segmentation_emit_last)
@@ -97,8 +99,14 @@ def predict_boundaries(model: torch.nn.Module, batch: Batch, cfg: EvalConfig) ->
 def predict_captions(model: torch.nn.Module, batch: Batch, cfg: EvalConfig) -> list[str]:
     front = model.encode_front(batch.video, batch.asr, batch.query, batch.video_mask)
     h = model.encode_context(front.features, batch.video_mask, batch.moment_mask, None)
-    ids = generate_beam(model.decoder, h, batch.video_mask, num_beams=cfg.num_beams, max_len=cfg.max_caption_tokens,
-                        length_penalty=cfg.length_penalty)
+    ids = generate_beam(
+        model.decoder,
+        h,
+        batch.video_mask,
+        num_beams=cfg.num_beams,
+        max_len=cfg.max_caption_tokens,
+        length_penalty=cfg.length_penalty,
+    )
     tok = get_tokenizer()
     return [tok.decode(x) for x in ids]
 
@@ -128,22 +136,33 @@ def predict_task(
         with _autocast(device, precision):
             if ds.task == "moment_retrieval":
                 spans = predict_moments(model, batch, cfg).tolist()
-                for (s, e), video, query, dur in zip(spans, batch.video_ids, batch.queries, batch.durations,
-                                                     strict=True):
+                for (s, e), video, query, dur in zip(
+                    spans, batch.video_ids, batch.queries, batch.durations, strict=True
+                ):
                     bounds = [_sec(s), _sec(e)]
                     out.official.setdefault(query, {})[video] = {"bounds": bounds, "video_duration": dur}
                     out.records[video] = {"query": query, "duration": dur, "moment": bounds}
             elif ds.task == "moment_segmentation":
-                for b, video, dur, gt in zip(predict_boundaries(model, batch, cfg), batch.video_ids, batch.durations,
-                                             batch.boundary_frames, strict=True):
+                for b, video, dur, gt in zip(
+                    predict_boundaries(model, batch, cfg),
+                    batch.video_ids,
+                    batch.durations,
+                    batch.boundary_frames,
+                    strict=True,
+                ):
                     segs = [[_sec(x), _sec(y)] for x, y in boundaries_to_segments(b)]
-                    out.official[video] = {"bounds": segs, "video_duration": dur, "pred_bounds": b,
-                                           "target_bounds": list(gt)}
+                    out.official[video] = {
+                        "bounds": segs,
+                        "video_duration": dur,
+                        "pred_bounds": b,
+                        "target_bounds": list(gt),
+                    }
                     out.records.setdefault(video, {"duration": dur})["segments"] = segs
             else:
                 captions = predict_captions(model, batch, cfg)
-                for text, video, dur, step, (ws, we) in zip(captions, batch.video_ids, batch.durations,
-                                                            batch.step_indices, batch.windows, strict=True):
+                for text, video, dur, step, (ws, we) in zip(
+                    captions, batch.video_ids, batch.durations, batch.step_indices, batch.windows, strict=True
+                ):
                     entry = out.official.setdefault(video, {"captions": [], "video_duration": dur})
                     entry["captions"].append((step, {"sentence": text, "start": _sec(ws), "end": _sec(we)}))
     if ds.task == "step_captioning":  # captions in step order
@@ -202,31 +221,52 @@ def predict_end_to_end(
     :class:`~quag.data.features.FeatureSource` (the predictor passes features held in memory). Segmentation and
     captioning results are keyed by video, so each video may appear once per call.
     """
-    kw = dict(caption_frames=data_cfg.caption_frames, caption_window=data_cfg.caption_window,
-              max_caption_tokens=data_cfg.max_caption_tokens)
+    kw = dict(
+        caption_frames=data_cfg.caption_frames,
+        caption_window=data_cfg.caption_window,
+        max_caption_tokens=data_cfg.max_caption_tokens,
+    )
     mr = TaskDataset("moment_retrieval", [A.MomentRetrievalExample(v, 0, 0) for v in videos], store, **kw)
     moments = predict_task(model, mr, cfg, device, precision=precision, progress=progress)
     seg_examples = []
     for v in videos:
         s, e = moments.official[v.query][v.video]["bounds"]
         seg_examples.append(A.SegmentationEvalExample(v, (int(s), int(e)), ()))
-    seg = predict_task(model, TaskDataset("moment_segmentation", seg_examples, store, **kw), cfg, device,
-                       precision=precision, progress=progress)
+    seg = predict_task(
+        model,
+        TaskDataset("moment_segmentation", seg_examples, store, **kw),
+        cfg,
+        device,
+        precision=precision,
+        progress=progress,
+    )
     cap_examples = []
     for v in videos:
         frames = seg.official[v.video]["pred_bounds"]
         for i, (a, b) in enumerate(boundaries_to_segments(frames)):
             cap_examples.append(A.CaptionExample(v, A.Step(i, "", float(a), float(b)), (a, b)))
-    caps = predict_task(model, TaskDataset("step_captioning", cap_examples, store, **kw), cfg, device,
-                        precision=precision, progress=progress) if cap_examples else TaskPredictions("step_captioning")
+    caps = (
+        predict_task(
+            model,
+            TaskDataset("step_captioning", cap_examples, store, **kw),
+            cfg,
+            device,
+            precision=precision,
+            progress=progress,
+        )
+        if cap_examples
+        else TaskPredictions("step_captioning")
+    )
     out = []
     for v in videos:
         steps = caps.official.get(v.video, {"captions": []})["captions"]
-        out.append({
-            "video": v.video,
-            "query": v.query,
-            "duration": v.duration,
-            "moment": moments.official[v.query][v.video]["bounds"],
-            "steps": [{"start": c["start"], "end": c["end"], "sentence": c["sentence"]} for c in steps],
-        })
+        out.append(
+            {
+                "video": v.video,
+                "query": v.query,
+                "duration": v.duration,
+                "moment": moments.official[v.query][v.video]["bounds"],
+                "steps": [{"start": c["start"], "end": c["end"], "sentence": c["sentence"]} for c in steps],
+            }
+        )
     return out

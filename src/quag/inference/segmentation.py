@@ -35,8 +35,9 @@ def decode_islands(
     lengths: torch.Tensor,
     rounds: int = 20,
     threshold: float = 0.5,
+    early_stop: bool = True,
 ) -> list[list[tuple[int, int]]]:
-    """Run the iterative decoding; returns the recorded ``[l, r]`` islands of every video, in round order.
+    """Run the iterative decoding; returns the recorded ``[lo, hi]`` islands of every video, in round order.
 
     Args:
         logits_fn: scores the active rows given their current masks (see :data:`LogitsFn`).
@@ -44,6 +45,8 @@ def decode_islands(
         lengths: (B,) number of real frames per video.
         rounds: maximum rounds (the reference runs 20).
         threshold: relative region-expansion threshold.
+        early_stop: retire skipped videos (same result); False scores every video in every round, as the
+            reference does (used by the benchmark for a like-for-like cost).
     """
     device = moment_frames.device
     B = moment_frames.shape[0]
@@ -52,7 +55,7 @@ def decode_islands(
     region = (idx[None] >= moment_frames[:, :1]) & (idx[None] <= moment_frames[:, 1:])  # (B, T)
     boundary = idx[None] == moment_frames[:, :1]  # (B, T)
     active = torch.ones(B, dtype=torch.bool, device=device)
-    records: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (rows, l, r) per round
+    records: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (rows, lo, hi) per round
     last = (lengths - 1).to(device)  # (B,)
     neg = torch.finfo(torch.float32).min
     for _ in range(rounds):
@@ -65,15 +68,16 @@ def decode_islands(
         peak, k = p.max(dim=-1)  # (b,)
         above = p / peak[:, None] > threshold  # (b, T)
         left_stop = (~above) & (idx[None] < k[:, None])
-        l = torch.where(left_stop, idx[None], -1).max(dim=-1).values.clamp(min=0)  # (b,)
+        lo = torch.where(left_stop, idx[None], -1).max(dim=-1).values.clamp(min=0)  # (b,)
         lr = last[rows]
         right_stop = ((~above) | (idx[None] == lr[:, None])) & (idx[None] >= k[:, None])
-        r = torch.where(right_stop, idx[None], T).min(dim=-1).values.clamp(max=T - 1)  # (b,)
-        ok = (peak >= MIN_PEAK) & (l > 0) & (r > 0)
+        hi = torch.where(right_stop, idx[None], T).min(dim=-1).values.clamp(max=T - 1)  # (b,)
+        ok = (peak >= MIN_PEAK) & (lo > 0) & (hi > 0)
         keep = rows[ok]
-        active[rows[~ok]] = False  # unchanged inputs -> skipped again in every later round
+        if early_stop:
+            active[rows[~ok]] = False  # unchanged inputs -> skipped again in every later round
         if keep.numel():
-            lk, rk = l[ok], r[ok]
+            lk, rk = lo[ok], hi[ok]
             span = (idx[None] >= lk[:, None]) & (idx[None] <= rk[:, None])  # (k, T)
             region[keep] &= ~span
             boundary[keep, lk] = True

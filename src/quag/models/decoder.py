@@ -80,7 +80,9 @@ class DecoderLayer(nn.Module):
         - x: (N, L, H); self_mask: broadcastable to (N, nh, L, t); output: (N, L, H).
     """
 
-    def __init__(self, dim: int, num_heads: int, ffn_dim: int, dropout: float, attn_dropout: float | None = None) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, ffn_dim: int, dropout: float, attn_dropout: float | None = None
+    ) -> None:
         super().__init__()
         attn_p = dropout if attn_dropout is None else attn_dropout
         self.self_attn = MultiHeadAttention(dim, num_heads, dropout=attn_p, init_std=BERT_INIT_STD)
@@ -148,7 +150,9 @@ class StepCaptionDecoder(nn.Module):
         self.position_embeddings = nn.Embedding(max_positions, dim)
         self.embed_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(DecoderLayer(dim, num_heads, ffn_dim, dropout, attn_dropout) for _ in range(num_layers))
+        self.layers = nn.ModuleList(
+            DecoderLayer(dim, num_heads, ffn_dim, dropout, attn_dropout) for _ in range(num_layers)
+        )
         self.transform = nn.Linear(dim, dim)
         self.transform_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
         # The output projection is the word-embedding matrix itself (tied); only its bias is a new parameter.

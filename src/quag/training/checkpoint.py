@@ -119,8 +119,9 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
         )
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ExperimentConfig,
-                                                                                   FeatureSpec, CheckpointMeta]:
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, ExperimentConfig, FeatureSpec, CheckpointMeta]:
     """Rebuild the model from the checkpoint's own config and load its weights (eval mode)."""
     from quag.models import build_model
 

@@ -63,10 +63,14 @@ def resolve_device(name: str = "auto") -> torch.device:
 def check_model_matches_features(cfg: ExperimentConfig, spec: FeatureSpec) -> None:
     """The model's input widths must equal the feature files' (clear error naming the config key)."""
     pairs = [("visual_dim", spec.visual_dim), ("asr_dim", spec.asr_dim), ("query_dim", spec.query_dim)]
-    bad = [f"model.{k}={getattr(cfg.model, k)} but the features have {v}" for k, v in pairs if getattr(cfg.model, k) != v]
+    bad = [
+        f"model.{k}={getattr(cfg.model, k)} but the features have {v}" for k, v in pairs if getattr(cfg.model, k) != v
+    ]
     if bad:
-        raise ValueError(f"{cfg.data.root}/feature_spec.json does not match the model: {'; '.join(bad)}. "
-                         "Set those keys (e.g. model.query_dim=384 for MiniLM queries).")
+        raise ValueError(
+            f"{cfg.data.root}/feature_spec.json does not match the model: {'; '.join(bad)}. "
+            "Set those keys (e.g. model.query_dim=384 for MiniLM queries)."
+        )
 
 
 def selection_score(metrics: dict[str, float]) -> float:
@@ -87,9 +91,11 @@ def selection_score(metrics: dict[str, float]) -> float:
     return float(sum(parts) / len(parts)) if parts else float("nan")
 
 
-def evaluate_task_predictions(preds: dict[Task, TaskPredictions], videos: list[A.VideoAnnotation],
-                              caption_metrics: tuple[str, ...] = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
-                              ) -> dict[str, float]:
+def evaluate_task_predictions(
+    preds: dict[Task, TaskPredictions],
+    videos: list[A.VideoAnnotation],
+    caption_metrics: tuple[str, ...] = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr"),
+) -> dict[str, float]:
     """Score predictions of a split with the official metrics; flat ``{"<task>/<metric>": value}``.
 
     Moment segmentation is scored on the predicted segments as they are (no ground-truth refill).
@@ -127,8 +133,9 @@ class TrainRecipe:
         progress: show a progress bar (rank 0).
     """
 
-    def __init__(self, cfg: ExperimentConfig, resume: str | Path | None = None, device: str = "auto",
-                 progress: bool = True) -> None:
+    def __init__(
+        self, cfg: ExperimentConfig, resume: str | Path | None = None, device: str = "auto", progress: bool = True
+    ) -> None:
         self.cfg = cfg
         self.resume = Path(resume) if resume is not None else None
         self.device = resolve_device(device)
@@ -155,11 +162,17 @@ class TrainRecipe:
         tasks = cfg.tasks
         self.train_sets = build_datasets(cfg.data, cfg.data.train_split, tasks, training=True, store=self.store)
         self.val_videos = A.load_split(cfg.data.root, cfg.data.val_split)
-        self.val_sets = build_datasets(cfg.data, cfg.data.val_split, tasks, training=False, store=self.store,
-                                       videos=self.val_videos)
-        self.loader = MultiTaskLoader(self.train_sets, cfg.train.batch_size, seed=cfg.train.seed,
-                                      num_replicas=self.dist.world_size, rank=self.dist.rank,
-                                      num_workers=cfg.data.num_workers)
+        self.val_sets = build_datasets(
+            cfg.data, cfg.data.val_split, tasks, training=False, store=self.store, videos=self.val_videos
+        )
+        self.loader = MultiTaskLoader(
+            self.train_sets,
+            cfg.train.batch_size,
+            seed=cfg.train.seed,
+            num_replicas=self.dist.world_size,
+            rank=self.dist.rank,
+            num_workers=cfg.data.num_workers,
+        )
         self.steps_per_epoch = len(self.loader)
         self.total_steps = self.steps_per_epoch * cfg.train.epochs
         if cfg.train.max_steps:
@@ -173,13 +186,24 @@ class TrainRecipe:
         self.model: torch.nn.Module = self.raw_model
         if self.dist.distributed:
             # single-task steps leave the other heads without gradients
-            self.model = DistributedDataParallel(self.raw_model, find_unused_parameters=True,
-                                                 device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            self.model = DistributedDataParallel(
+                self.raw_model,
+                find_unused_parameters=True,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            )
         if self.dist.is_main:
             n = sum(p.numel() for p in self.raw_model.parameters() if p.requires_grad)
-            logger.info("run %s: %s, %d trainable parameters, %d steps/epoch x %d epochs (%d steps), world %d, %s",
-                        cfg.name, cfg.model.arch, n, self.steps_per_epoch, cfg.train.epochs, self.total_steps,
-                        self.dist.world_size, self.device)
+            logger.info(
+                "run %s: %s, %d trainable parameters, %d steps/epoch x %d epochs (%d steps), world %d, %s",
+                cfg.name,
+                cfg.model.arch,
+                n,
+                self.steps_per_epoch,
+                cfg.train.epochs,
+                self.total_steps,
+                self.dist.world_size,
+                self.device,
+            )
             logger.info("feature %s", self.store.report.summary() if self.store.report.checked else "files checked")
 
     def _load_resume(self) -> None:
@@ -187,25 +211,42 @@ class TrainRecipe:
         cfg_ckpt, spec, meta = read_checkpoint_info(self.resume)
         self.store.spec.check_compatible(spec, what="features", other_what="checkpoint")
         if cfg_ckpt.model != self.cfg.model:
-            raise ValueError(f"{self.resume}: the checkpoint's model config differs from this run's; resume with "
-                             f"the same model settings (checkpoint: {cfg_ckpt.model})")
+            raise ValueError(
+                f"{self.resume}: the checkpoint's model config differs from this run's; resume with "
+                f"the same model settings (checkpoint: {cfg_ckpt.model})"
+            )
         load_weights(self.raw_model, self.resume)
         state = load_trainer_state(self.resume)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         rngs = state["rng"]
         set_rng_state(rngs[min(self.dist.rank, len(rngs) - 1)])
-        self.step, self.epoch, self.step_in_epoch, self.best = meta.step, meta.epoch, meta.step_in_epoch, meta.best_metric
-        logger.info("resumed from %s at step %d (epoch %d, step %d of it)", self.resume, self.step, self.epoch,
-                    self.step_in_epoch)
+        self.step, self.epoch, self.step_in_epoch, self.best = (
+            meta.step,
+            meta.epoch,
+            meta.step_in_epoch,
+            meta.best_metric,
+        )
+        logger.info(
+            "resumed from %s at step %d (epoch %d, step %d of it)",
+            self.resume,
+            self.step,
+            self.epoch,
+            self.step_in_epoch,
+        )
 
     # -- checkpoints, logging ------------------------------------------------------------------------------
     def _save(self, name: str, metrics: dict[str, float] | None = None) -> None:
         rngs = D.all_gather_objects(rng_state())
         if not self.dist.is_main:
             return
-        meta = CheckpointMeta(step=self.step, epoch=self.epoch, step_in_epoch=self.step_in_epoch,
-                              metrics=metrics or {}, best_metric=self.best)
+        meta = CheckpointMeta(
+            step=self.step,
+            epoch=self.epoch,
+            step_in_epoch=self.step_in_epoch,
+            metrics=metrics or {},
+            best_metric=self.best,
+        )
         state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "rng": rngs}
         save_checkpoint(self.run_dir / "checkpoints" / name, self.raw_model, self.cfg, self.store.spec, meta, state)
 
@@ -221,8 +262,9 @@ class TrainRecipe:
         preds: dict[Task, TaskPredictions] = {}
         for task, ds in self.val_sets.items():
             indices = list(range(self.dist.rank, len(ds), self.dist.world_size))
-            mine = predict_task(self.raw_model, ds, self.cfg.eval, self.device, indices,
-                                precision=self.cfg.train.precision)
+            mine = predict_task(
+                self.raw_model, ds, self.cfg.eval, self.device, indices, precision=self.cfg.train.precision
+            )
             preds[task] = merge_task_predictions(D.all_gather_objects(mine))
         self.raw_model.train()
         metrics: dict[str, float] = {}
@@ -244,8 +286,11 @@ class TrainRecipe:
         cfg = self.cfg.train
         model = self.model
         model.train()
-        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
-                    else torch.autocast(self.device.type, enabled=False))
+        autocast = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16)
+            if cfg.precision == "bf16"
+            else torch.autocast(self.device.type, enabled=False)
+        )
         bar = None
         if self.progress and self.dist.is_main:
             from tqdm import tqdm
@@ -261,8 +306,9 @@ class TrainRecipe:
                 batch = batch.to(self.device, non_blocking=True)
                 with autocast:
                     out = model(batch)
-                    losses = total_loss(task, out, batch, cfg.msp_loss_weight, cfg.caption_loss_ignore_pad,
-                                        cfg.moment_loss)
+                    losses = total_loss(
+                        task, out, batch, cfg.msp_loss_weight, cfg.caption_loss_ignore_pad, cfg.moment_loss
+                    )
                 self.optimizer.zero_grad(set_to_none=True)
                 losses["loss"].backward()
                 if cfg.grad_clip > 0:
@@ -273,8 +319,10 @@ class TrainRecipe:
                 self.step_in_epoch += 1
                 values = {k: float(v.detach()) for k, v in losses.items()}
                 if not math.isfinite(values["loss"]):
-                    raise RuntimeError(f"loss became {values['loss']} at step {self.step} ({task}); lower train.lr or "
-                                       "check the features for extreme values")
+                    raise RuntimeError(
+                        f"loss became {values['loss']} at step {self.step} ({task}); lower train.lr or "
+                        "check the features for extreme values"
+                    )
                 result.losses.append({"task": task, **values})  # type: ignore[dict-item]
                 window[task].append(values["task_loss"])
                 if "msp_loss" in values:
@@ -285,8 +333,15 @@ class TrainRecipe:
                     summary = {k: float(np.mean(v)) for k, v in window.items()}
                     if bar is not None:
                         bar.set_postfix({k[:6]: f"{v:.3f}" for k, v in summary.items()})
-                    self._log({"step": self.step, "epoch": self.epoch, "lr": self.scheduler.get_last_lr()[0],
-                               "time": round(time.time() - t0, 2), **{f"train/{k}": v for k, v in summary.items()}})
+                    self._log(
+                        {
+                            "step": self.step,
+                            "epoch": self.epoch,
+                            "lr": self.scheduler.get_last_lr()[0],
+                            "time": round(time.time() - t0, 2),
+                            **{f"train/{k}": v for k, v in summary.items()},
+                        }
+                    )
                     window.clear()
                 if cfg.save_every and self.step % cfg.save_every == 0:
                     self._save("last")
@@ -303,8 +358,12 @@ class TrainRecipe:
                 result.val_metrics = metrics
                 score = metrics.get("mean_score", float("nan"))
                 if self.dist.is_main:
-                    logger.info("epoch %d step %d val: %s", self.epoch, self.step,
-                                ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+                    logger.info(
+                        "epoch %d step %d val: %s",
+                        self.epoch,
+                        self.step,
+                        ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()),
+                    )
                 if math.isfinite(score) and (self.best is None or score > self.best):
                     self.best = score
                     self._save("best", metrics)
@@ -322,8 +381,9 @@ class TrainRecipe:
             handler.close()
 
 
-def train(cfg: ExperimentConfig, resume: str | Path | None = None, device: str = "auto",
-          progress: bool = True) -> TrainResult:
+def train(
+    cfg: ExperimentConfig, resume: str | Path | None = None, device: str = "auto", progress: bool = True
+) -> TrainResult:
     """Set up, train and clean up (the function behind ``quag train``)."""
     recipe = TrainRecipe(cfg, resume=resume, device=device, progress=progress)
     recipe.setup()
