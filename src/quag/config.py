@@ -277,7 +277,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ValueError(f"{where}: expected a mapping for section {where!r}, got {value!r}")
-        return _build(tp, value, where)
+        return _build(typing.cast(type, tp), value, where)
     if tp is bool:
         if not isinstance(value, bool):
             raise ValueError(f"{where}: expected true/false, got {value!r}")

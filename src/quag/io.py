@@ -34,9 +34,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[Any]], None], mode: str = "w") -> Path:
+def atomic_write(path: str | Path, write: Callable[[IO[Any]], object], mode: str = "w") -> Path:
     """Open a temporary file in ``mode``, let ``write`` fill it, then move it into place."""
-    with atomic_path(path) as tmp, open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+    encoding = None if "b" in mode else "utf-8"
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=encoding) as f:
         write(f)
     return Path(path)
 

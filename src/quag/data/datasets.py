@@ -74,7 +74,9 @@ class TaskDataset(Dataset):
         v: A.VideoAnnotation = e.video
         video, asr, query = self._features(v)
         n = v.num_frames
-        common = dict(task=self.task, video_id=v.video, query=v.query, duration=v.duration, query_emb=query)
+        common: dict[str, Any] = dict(
+            task=self.task, video_id=v.video, query=v.query, duration=v.duration, query_emb=query
+        )
         if isinstance(e, A.MomentRetrievalExample):
             return Sample(
                 **common,

@@ -74,7 +74,9 @@ class MultiTaskLoader:
         self.batch_samplers: dict[Task, _EpochBatches] = {}
         self.loaders: dict[Task, DataLoader] = {}
         for task, ds in datasets.items():
-            sampler = DistributedSampler(ds, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+            sampler: DistributedSampler = DistributedSampler(
+                ds, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed
+            )
             bs = _EpochBatches(sampler, batch_size)
             self.batch_samplers[task] = bs
             # a private generator: creating an iterator must not draw from the global RNG (dropout), or a

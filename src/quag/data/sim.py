@@ -153,7 +153,8 @@ def _active_steps(v: A.VideoAnnotation, n_rows: int) -> list[str | None]:
 def _transcript(
     v: A.VideoAnnotation, active: list[str | None], rng: np.random.Generator, silence: float, distractors: list[str]
 ) -> list[Cue]:
-    cues, t = [], 0.0
+    cues: list[Cue] = []
+    t = 0.0
     while t < v.duration - 0.5:
         length = float(rng.uniform(2.0, 6.0))
         end = min(t + length, v.duration)
@@ -193,8 +194,9 @@ def _visual(
     base = np.zeros((n, d), dtype=np.float32)
     t = 0
     while t < n:  # outside the moment: the host talking (70%) or unrelated b-roll, a new shot every 4-12 s
-        if active[t] is not None:
-            base[t] = emb[active[t]]
+        here = active[t]
+        if here is not None:
+            base[t] = emb[here]
             t += 1
             continue
         seg = int(rng.integers(4, 13))

@@ -64,9 +64,9 @@ def decode_spans(
     ends = starts + offsets  # (T, L)
     inside = ends < T
     ends_c = ends.clamp(max=T - 1)
-    score = s[:, :, None] + e[:, ends_c]  # (B, T, L)
-    score = score.masked_fill(~inside[None], float("-inf"))
-    flat = score.reshape(B, -1).argmax(dim=1)  # (B,)
+    pair = s[:, :, None] + e[:, ends_c]  # (B, T, L)
+    pair = pair.masked_fill(~inside[None], float("-inf"))
+    flat = pair.reshape(B, -1).argmax(dim=1)  # (B,)
     start = flat // max_len
     end = start + flat % max_len
     return torch.stack([start, end], dim=1)

@@ -30,6 +30,7 @@ from quag.data.timestamps import frame_to_seconds
 from quag.data.tokenizer import get_tokenizer
 from quag.inference.moments import decode_spans
 from quag.inference.segmentation import boundaries_to_segments, decode_islands, postprocess_boundaries
+from quag.models import HiRESTModel
 from quag.models.generation import generate_beam
 from quag.tasks import Task
 
@@ -66,7 +67,7 @@ def _progress(it: Iterable[Batch], desc: str, total: int, show: bool) -> Iterato
 
 
 @torch.no_grad()
-def predict_moments(model: torch.nn.Module, batch: Batch, cfg: EvalConfig) -> torch.Tensor:
+def predict_moments(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> torch.Tensor:
     """(B, 2) predicted moment frames."""
     front = model.encode_front(batch.video, batch.asr, batch.query, batch.video_mask)
     h = model.encode_context(front.features, batch.video_mask, batch.moment_mask, batch.boundary_mask)
@@ -75,7 +76,7 @@ def predict_moments(model: torch.nn.Module, batch: Batch, cfg: EvalConfig) -> to
 
 
 @torch.no_grad()
-def predict_boundaries(model: torch.nn.Module, batch: Batch, cfg: EvalConfig) -> list[list[int]]:
+def predict_boundaries(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> list[list[int]]:
     """Boundary frames of every video of a segmentation batch (see :mod:`quag.inference.segmentation`)."""
     assert batch.moment_frames is not None
     front = model.encode_front(batch.video, batch.asr, batch.query, batch.video_mask).features  # (B, T, D)
@@ -96,7 +97,7 @@ def predict_boundaries(model: torch.nn.Module, batch: Batch, cfg: EvalConfig) ->
 
 
 @torch.no_grad()
-def predict_captions(model: torch.nn.Module, batch: Batch, cfg: EvalConfig) -> list[str]:
+def predict_captions(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> list[str]:
     front = model.encode_front(batch.video, batch.asr, batch.query, batch.video_mask)
     h = model.encode_context(front.features, batch.video_mask, batch.moment_mask, None)
     ids = generate_beam(
@@ -119,7 +120,7 @@ def _autocast(device: torch.device, precision: str) -> Any:
 
 @torch.no_grad()
 def predict_task(
-    model: torch.nn.Module,
+    model: HiRESTModel,
     ds: TaskDataset,
     cfg: EvalConfig,
     device: torch.device,
@@ -204,7 +205,7 @@ def video_records(preds: Iterable[TaskPredictions]) -> list[dict[str, Any]]:
 
 @torch.no_grad()
 def predict_end_to_end(
-    model: torch.nn.Module,
+    model: HiRESTModel,
     videos: Sequence[A.VideoAnnotation],
     store: FeatureSource,
     data_cfg: DataConfig,
@@ -221,7 +222,7 @@ def predict_end_to_end(
     :class:`~quag.data.features.FeatureSource` (the predictor passes features held in memory). Segmentation and
     captioning results are keyed by video, so each video may appear once per call.
     """
-    kw = dict(
+    kw: dict[str, Any] = dict(
         caption_frames=data_cfg.caption_frames,
         caption_window=data_cfg.caption_window,
         max_caption_tokens=data_cfg.max_caption_tokens,

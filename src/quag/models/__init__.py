@@ -24,8 +24,6 @@ Entry points: :func:`build_model`, :class:`QuagModel`, :class:`JointModel`, the 
 
 from __future__ import annotations
 
-from torch import nn
-
 from quag.config import ModelConfig
 from quag.models.decoder import DecoderCache, StepCaptionDecoder
 from quag.models.generation import generate_beam, generate_greedy
@@ -41,8 +39,11 @@ from quag.models.outputs import (
 from quag.models.quag import QuagModel
 from quag.models.summary import count_parameters
 
+HiRESTModel = QuagModel | JointModel
+"""Either model; both expose the same methods (``encode_front``, ``encode_context``, heads, ``decoder``)."""
 
-def build_model(cfg: ModelConfig) -> nn.Module:
+
+def build_model(cfg: ModelConfig) -> HiRESTModel:
     """Build :class:`QuagModel` (``cfg.arch == "quag"``) or :class:`JointModel` (``"joint"``)."""
     if cfg.arch == "quag":
         return QuagModel(cfg)
@@ -55,6 +56,7 @@ __all__ = [
     "CaptionOutput",
     "DecoderCache",
     "EncoderOutput",
+    "HiRESTModel",
     "FrontOutput",
     "JointModel",
     "MomentRetrievalOutput",

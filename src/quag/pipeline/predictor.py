@@ -34,7 +34,7 @@ import logging
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -49,6 +49,9 @@ from quag.pipeline.asr import WhisperOptions
 from quag.pipeline.extract import NO_VISUAL, ExtractOptions, FeatureExtractor, VideoFeatures, fit_rows, require_visual
 from quag.pipeline.queries import QueryEncoder
 from quag.pipeline.text import MINILM_DIM, MINILM_NAME
+
+if TYPE_CHECKING:
+    from quag.models import HiRESTModel
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +247,7 @@ class Predictor:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: HiRESTModel,
         config: ExperimentConfig,
         spec: FeatureSpec,
         extractor: FeatureExtractor,

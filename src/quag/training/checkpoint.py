@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from quag import __version__
 from quag.config import ExperimentConfig, config_from_dict, dump_config
 from quag.data.features import FeatureSpec
 from quag.io import atomic_torch_save, atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from quag.models import HiRESTModel
 
 WEIGHTS = "model.safetensors"
 STATE = "trainer_state.pt"
@@ -121,7 +124,7 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
 
 def load_checkpoint(
     path: str | Path, device: str | torch.device = "cpu"
-) -> tuple[torch.nn.Module, ExperimentConfig, FeatureSpec, CheckpointMeta]:
+) -> tuple[HiRESTModel, ExperimentConfig, FeatureSpec, CheckpointMeta]:
     """Rebuild the model from the checkpoint's own config and load its weights (eval mode)."""
     from quag.models import build_model
 

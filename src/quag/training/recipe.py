@@ -180,7 +180,8 @@ class TrainRecipe:
         self.raw_model = build_model(cfg.model).to(self.device)
         self.optimizer = build_optimizer(self.raw_model, cfg.train.lr, cfg.train.weight_decay)
         self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg.train.warmup_ratio)
-        self.step, self.epoch, self.step_in_epoch, self.best = 0, 0, 0, None
+        self.step, self.epoch, self.step_in_epoch = 0, 0, 0
+        self.best: float | None = None
         if self.resume is not None:
             self._load_resume()
         self.model: torch.nn.Module = self.raw_model
@@ -204,7 +205,7 @@ class TrainRecipe:
                 self.dist.world_size,
                 self.device,
             )
-            logger.info("feature %s", self.store.report.summary() if self.store.report.checked else "files checked")
+            logger.info("every feature file of both splits is present")
 
     def _load_resume(self) -> None:
         assert self.resume is not None
@@ -371,6 +372,13 @@ class TrainRecipe:
             self._save("last", result.val_metrics)
         if bar is not None:
             bar.close()
+        if self.dist.is_main and self.store.report.checked:  # fixes made by the length policy, counted
+            report = self.store.report
+            logger.info("features: %s", report.summary())
+            atomic_write_json(
+                self.run_dir / "feature_report.json",
+                {"summary": report.summary(), "truncated": report.truncated, "padded": report.padded},
+            )
         result.steps, result.best_score = self.step, self.best
         return result
 
