@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from quag.models.encoders import BERT_INIT_STD, BERT_NORM_EPS
-from quag.models.layers import MultiHeadAttention, attention_mask
+from quag.models.layers import Dropout, MultiHeadAttention, attention_mask
 
 
 @dataclass
@@ -92,7 +92,7 @@ class DecoderLayer(nn.Module):
         self.ffn_in = nn.Linear(dim, ffn_dim)
         self.ffn_out = nn.Linear(ffn_dim, dim)
         self.ffn_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         for lin in (self.ffn_in, self.ffn_out):
             nn.init.normal_(lin.weight, std=BERT_INIT_STD)
             nn.init.zeros_(lin.bias)
@@ -149,7 +149,7 @@ class StepCaptionDecoder(nn.Module):
         self.word_embeddings = nn.Embedding(vocab_size, dim)
         self.position_embeddings = nn.Embedding(max_positions, dim)
         self.embed_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.layers = nn.ModuleList(
             DecoderLayer(dim, num_heads, ffn_dim, dropout, attn_dropout) for _ in range(num_layers)
         )

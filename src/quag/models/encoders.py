@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quag.models.layers import PostLNTransformerLayer, relative_time
+from quag.models.layers import Dropout, PostLNTransformerLayer, relative_time
 
 BERT_INIT_STD = 0.02
 """CLIP4Caption / BERT initialiser range: N(0, 0.02) weights, zero biases."""
@@ -131,7 +131,7 @@ class Clip4CaptionVisualEncoder(nn.Module):
         self.input_proj = nn.Linear(in_dim, dim)
         self.position_embeddings = nn.Embedding(max_positions, dim)
         self.embed_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.layers = nn.ModuleList(
             PostLNTransformerLayer(
                 dim,

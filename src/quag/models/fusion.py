@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quag.models.layers import MultiHeadAttention, masked_mean
+from quag.models.layers import Dropout, MultiHeadAttention, masked_mean
 
 
 def info_nce(video_global: torch.Tensor, audio_global: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
@@ -56,7 +56,7 @@ class CrossAttentionBlock(nn.Module):
         super().__init__()
         self.attn = MultiHeadAttention(dim, num_heads, dropout=dropout if attn_dropout is None else attn_dropout)
         self.norm = nn.LayerNorm(dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
         return self.norm(x + self.dropout(self.attn(x, context, key_mask=key_mask)))
@@ -172,7 +172,7 @@ class QC2(nn.Module):
         self.channel_gate = nn.Linear(dim, dim) if gates in ("both", "channel") else None
         self.temporal_gate = nn.Linear(1, 1) if gates in ("both", "temporal") else None
         self.self_attn = MultiHeadAttention(dim, num_heads, bias=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
         self.out_proj = nn.Linear(dim, dim)
 

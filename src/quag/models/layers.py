@@ -15,6 +15,40 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Inverted dropout whose CPU mask comes from 16-bit random draws (~3.5x faster than ``torch.bernoulli_``).
+
+    An element is kept when its draw ``u`` (uniform over the 65,536 int16 values) satisfies
+    ``u >= -32768 + round(p * 65536)``: the drop probability is ``p`` rounded to a multiple of 1/65536 (0.1 ->
+    0.100006). Kept elements are scaled by ``1 / (1 - p)``. Dropout draws from the global torch generator, like
+    ``F.dropout``, but a different stream. On other devices this is ``F.dropout``.
+    """
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or p >= 1.0:
+        return F.dropout(x, p, training)
+    n = x.numel()
+    draws = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)  # 4 x 16 random bits each
+    keep = draws.view(torch.int16)[:n].view(x.shape) >= -32768 + round(p * 65536)
+    return torch.where(keep, x * (1.0 / (1.0 - p)), 0.0)
+
+
+class Dropout(nn.Module):
+    """:func:`dropout` as a module (drop-in for ``nn.Dropout``; active in training mode only)."""
+
+    def __init__(self, p: float = 0.1) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: int = 1) -> torch.Tensor:
     """Mean of ``x`` over ``dim``, counting only positions where ``mask`` is True.
 
@@ -129,9 +163,16 @@ class MultiHeadAttention(nn.Module):
         q = self.split_heads(self.q_proj(x))  # (B, nh, L, hd)
         # Under autocast the projections may differ in dtype from cached keys; SDPA needs one dtype.
         k, v = k.to(q.dtype), v.to(q.dtype)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, nh, L, hd)
+        if self.training and self.dropout > 0.0 and q.device.type == "cpu":
+            # SDPA would fall back to its unfused path anyway; this one draws the dropout mask 3.5x faster
+            scores = (q @ k.transpose(-2, -1)) * self.head_dim**-0.5  # (B, nh, L, S)
+            if attn_mask is not None:
+                scores = scores.masked_fill(~attn_mask, float("-inf"))
+            out = dropout(scores.softmax(dim=-1), self.dropout) @ v  # (B, nh, L, hd)
+        else:
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+            )  # (B, nh, L, hd)
         out = out.transpose(1, 2).reshape(b, n, self.num_heads * self.head_dim)  # (B, L, D)
         return self.out_proj(out)
 
@@ -139,7 +180,9 @@ class MultiHeadAttention(nn.Module):
         self, x: torch.Tensor, context: torch.Tensor | None = None, key_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         k, v = self.project_kv(x if context is None else context)
-        return self.attend(x, k, v, None if key_mask is None else attention_mask(key_mask))
+        # no padding in the batch (e.g. caption windows): no mask, so SDPA keeps its fastest kernel
+        mask = None if key_mask is None or bool(key_mask.all()) else attention_mask(key_mask)
+        return self.attend(x, k, v, mask)
 
 
 class PostLNTransformerLayer(nn.Module):
@@ -185,8 +228,8 @@ class PostLNTransformerLayer(nn.Module):
         self.ffn_in = nn.Linear(dim, ffn_dim)
         self.ffn_out = nn.Linear(ffn_dim, dim)
         self.ffn_norm = nn.LayerNorm(dim, eps=norm_eps)
-        self.dropout = nn.Dropout(dropout)
-        self.inner_dropout = nn.Dropout(dropout) if ffn_inner_dropout else nn.Identity()
+        self.dropout = Dropout(dropout)
+        self.inner_dropout = Dropout(dropout) if ffn_inner_dropout else nn.Identity()
         self.activation = activation
         if init_std is not None:
             for lin in (self.ffn_in, self.ffn_out):
