@@ -1,0 +1,36 @@
+import pytest
+import torch
+
+from quag.models.layers import Dropout, dropout
+
+
+def test_drop_rate_scale_and_gradient() -> None:
+    torch.manual_seed(0)
+    x = torch.ones(400_000, requires_grad=True)
+    y = dropout(x, 0.1)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.1) < 0.003  # p = 0.1 up to 1/65536 rounding and sampling
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.9))
+    y.sum().backward()
+    assert torch.equal(x.grad != 0, kept)  # gradient flows only through kept elements, scaled like the values
+    assert torch.allclose(x.grad[kept], torch.full_like(x.grad[kept], 1 / 0.9))
+
+
+def test_eval_mode_and_edge_probabilities() -> None:
+    x = torch.randn(3, 5)
+    assert torch.equal(dropout(x, 0.1, training=False), x)
+    assert torch.equal(dropout(x, 0.0), x)
+    assert torch.count_nonzero(dropout(x, 1.0)) == 0
+    m = Dropout(0.3).eval()
+    assert torch.equal(m(x), x)
+    with pytest.raises(ValueError, match="dropout probability"):
+        Dropout(1.5)
+
+
+def test_masks_follow_the_global_seed() -> None:
+    x = torch.ones(64, 64)
+    torch.manual_seed(5)
+    a = dropout(x, 0.5)
+    torch.manual_seed(5)
+    b = dropout(x, 0.5)
+    assert torch.equal(a, b) and not torch.equal(a, dropout(x, 0.5))
