@@ -111,10 +111,10 @@ def train_step_fn(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: Bat
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             losses = total_loss(batch.task, model(batch), batch, 0.0003)
-        opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
+        opt.zero_grad(set_to_none=True)  # free the gradients before the next forward pass (as the trainer)
 
     return step
 

@@ -49,14 +49,14 @@ SHORT.update(
 )
 
 
-def _baseline_rows(root: str, split: str, embed: dict[str, Any]) -> dict[str, dict[str, float]]:
+def _baseline_rows(
+    root: str, split: str, embed: dict[str, Any], caption_metrics: tuple[str, ...]
+) -> dict[str, dict[str, float]]:
     from quag.evaluation.baselines import run_baselines
     from quag.evaluation.captions import CaptionOptions
     from quag.evaluation.evaluate import flat_metrics
 
-    result = run_baselines(
-        root, split, embed=embed, caption_options=CaptionOptions(metrics=("Bleu_4", "METEOR", "ROUGE_L", "CIDEr"))
-    )
+    result = run_baselines(root, split, embed=embed, caption_options=CaptionOptions(metrics=caption_metrics))
     names = {
         "whole_video": "whole video (MR)",
         "mean_span": "mean train span (MR)",
@@ -96,6 +96,7 @@ def run_demo(
     overrides: list[str] | None = None,
     report_videos: int = 6,
     progress: bool = True,
+    caption_metrics: tuple[str, ...] = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr"),
 ) -> dict[str, Any]:
     """Run the main job; returns the table rows, the files written and timings."""
     import torch
@@ -138,10 +139,12 @@ def run_demo(
 
     t = time.time()
     print(f"[3/4] decoding and scoring the {cfg.data.val_split} split with {best}")
-    summary = run_inference(best, split=cfg.data.val_split, device="cpu", evaluate=True, progress=progress)
+    summary = run_inference(
+        best, split=cfg.data.val_split, device="cpu", evaluate=True, progress=progress, caption_metrics=caption_metrics
+    )
     rows = {f"QUAG ({cfg.name})": summary["metrics"]}
     store = make_store(cfg.data)
-    rows.update(_baseline_rows(str(root), cfg.data.val_split, store.queries()))
+    rows.update(_baseline_rows(str(root), cfg.data.val_split, store.queries(), caption_metrics))
     timings["evaluate"] = time.time() - t
     table = format_table(rows)
     print(f"[4/4] results on HiREST-sim {cfg.data.val_split} (SIMULATED features; seed {cfg.train.seed}):")

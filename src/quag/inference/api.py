@@ -28,6 +28,7 @@ def run_inference(
     device: str = "auto",
     overrides: list[str] | None = None,
     progress: bool = True,
+    caption_metrics: tuple[str, ...] = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr"),
 ) -> dict[str, Any]:
     """Decode ``split`` with a checkpoint and write the official prediction files.
 
@@ -42,6 +43,7 @@ def run_inference(
         device: torch device (``auto``: CUDA if present).
         overrides: ``eval.key=value`` decoding overrides.
         progress: progress bars.
+        caption_metrics: step-captioning metrics computed with ``evaluate``.
 
     Returns:
         ``{"files": [...], "metrics": {...}, "metrics_file": path}``.
@@ -87,7 +89,7 @@ def run_inference(
         files.append(str(atomic_write_jsonl(out / f"{split}_end_to_end.jsonl", records)))
     summary: dict[str, Any] = {"files": files}
     if evaluate and preds:
-        metrics = evaluate_task_predictions(preds, videos, caption_metrics=("Bleu_4", "METEOR", "ROUGE_L", "CIDEr"))
+        metrics = evaluate_task_predictions(preds, videos, caption_metrics=caption_metrics)
         metrics["mean_score"] = selection_score(metrics)
         if "moment_segmentation" in preds:  # the official protocol: clip to, and refill from, the GT moment
             from quag.evaluation.evaluate import evaluate_predictions, flat_metrics
