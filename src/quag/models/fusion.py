@@ -178,7 +178,11 @@ class QC2(nn.Module):
 
     def forward(self, av: torch.Tensor, query: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
         mask = video_mask if self.mask_padding else None
-        r_c = self.query_fuse(torch.cat([av, query[:, None, :].expand_as(av)], dim=-1))  # (B, T, D)
+        # Linear([R_v; R_t]) without materialising the broadcast query: the query half of the weight is applied
+        # once per video instead of once per frame (same result, half the FLOPs of this layer)
+        d = av.shape[-1]
+        w = self.query_fuse.weight  # (D, 2D)
+        r_c = F.linear(av, w[:, :d], self.query_fuse.bias) + F.linear(query, w[:, d:])[:, None, :]  # (B, T, D)
         channel_mean = r_c.mean(-1, keepdim=True)  # (B, T, 1): per-frame, padding-free by construction
         time_mean = masked_mean(r_c, mask).unsqueeze(1)  # (B, 1, D)
         if self.gates == "none":
