@@ -17,6 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true", help="all clip videos of train and val (same as 0 / 0)")
     parser.add_argument("--noise", type=float, default=d.noise, help="temporal noise of the visual features")
     parser.add_argument("--silence", type=float, default=d.silence, help="share of silent transcript slots")
+    parser.add_argument(
+        "--cut-probability",
+        type=float,
+        default=d.cut_probability,
+        help="chance of a one-second transition shot where a step begins",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -27,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         val_videos=0 if args.full else args.val_videos,
         noise=args.noise,
         silence=args.silence,
+        cut_probability=args.cut_probability,
     )
     counts = build_sim(args.source, args.out, cfg, progress=not args.no_progress)
     print(f"HiREST-sim written to {args.out}: " + ", ".join(f"{k} {n} videos" for k, n in counts.items()))

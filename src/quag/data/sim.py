@@ -8,7 +8,8 @@ microphone would add, so the whole system can be built, trained and evaluated of
 * the "visual" feature of second t is a fixed random projection (384 -> 1024) of the MiniLM embedding of what
   happens then: the active step's caption inside the moment (the query for moments without steps); outside it,
   shots of 4-12 s showing the host talking (a chatter sentence, 70%) or unrelated b-roll (a caption of another
-  video), plus AR(1) temporal noise, with rows
+  video); where a step begins (and where the moment ends) a one-second transition shot with probability 0.6, as
+  how-to videos cut between steps; plus AR(1) temporal noise, with rows
   L2-normalised like EVA-CLIP features; there are ``ceil(duration)`` rows, as the official 1-fps extractor
   produces (``round(duration)`` is what the loader expects: the length policy trims the extra row);
 * a pseudo-transcript per video (cues of 2-6 s, narration: filler words + the active step's caption, silent
@@ -55,6 +56,7 @@ FILLERS = (
     "go ahead and",
     "right so",
 )
+TRANSITION = "title card with the name of the next step"
 CHATTER = (
     "hi everyone welcome back to my channel",
     "don't forget to like and subscribe",
@@ -93,12 +95,14 @@ class SimConfig:
     """Std of the temporal noise relative to the per-dimension scale of a unit embedding."""
     silence: float = 0.25
     """Probability that a transcript slot is silent."""
+    cut_probability: float = 0.6
+    """Probability that a step change shows a one-second transition shot."""
 
     def __post_init__(self) -> None:
         if self.train_videos < 0 or self.val_videos < 0:
             raise ValueError("train_videos / val_videos must be >= 0 (0 = the whole split)")
-        if self.noise < 0 or not 0 <= self.silence < 1:
-            raise ValueError("noise must be >= 0 and silence in [0, 1)")
+        if self.noise < 0 or not 0 <= self.silence < 1 or not 0 <= self.cut_probability <= 1:
+            raise ValueError("noise must be >= 0, silence in [0, 1) and cut_probability in [0, 1]")
 
 
 def _rng(seed: int, *keys: str) -> np.random.Generator:
@@ -189,6 +193,8 @@ def _visual(
     proj: np.ndarray,
     rng: np.random.Generator,
     noise: float,
+    cuts: list[int],
+    cut_probability: float,
 ) -> np.ndarray:
     n, d = len(active), proj.shape[0]
     base = np.zeros((n, d), dtype=np.float32)
@@ -208,6 +214,9 @@ def _visual(
             base[t] = vec
             t += 1
             seg -= 1
+    for c in cuts:  # a one-second transition shot (cut, title card) where a step begins or the moment ends
+        if c < n and rng.random() < cut_probability:
+            base[c] = emb[TRANSITION]
     scale = noise / math.sqrt(d)
     eps = rng.standard_normal((n, d)).astype(np.float32) * scale
     # AR(1) noise, e_t = 0.8 e_{t-1} + 0.6 w_t: slow drift, as consecutive video frames
@@ -276,7 +285,7 @@ def build_sim(
     queries = sorted({v.query for v in every})
     emb.add(queries)
     emb.add([s.caption for v in every for s in v.steps])
-    emb.add(list(CHATTER))
+    emb.add([*CHATTER, TRANSITION])
     layout = FeatureLayout(out, SIM_SPEC)
 
     # pass 1: draw every video's script (cheap) so that all texts are embedded in one batched pass
@@ -301,7 +310,8 @@ def build_sim(
 
         iterator = tqdm(todo, desc="make-sim", unit="video")
     for _v, (vis_path, srt_path, feat_path), rng, distractors, active, cues in iterator:
-        visual = _visual(active, emb, distractors, proj, rng, cfg.noise)
+        cuts = sorted({math.ceil(s.start) for s in v.steps} | ({math.ceil(v.steps[-1].end)} if v.steps else set()))
+        visual = _visual(active, emb, distractors, proj, rng, cfg.noise, cuts, cfg.cut_probability)
         cue_emb = np.stack([emb[c.text] for c in cues]) if cues else np.zeros((0, 384), np.float32)
         atomic_torch_save(vis_path, torch.from_numpy(visual))
         atomic_write_text(srt_path, format_srt(cues))
@@ -348,7 +358,8 @@ What is simulated:
 - `eva_clip_features/<id>.mp4.pt`: (ceil(duration), 1024) rows; row t is a fixed random projection of the
   MiniLM embedding of the step caption active at second t (the query inside a moment without steps; outside the
   moment, shots of 4-12 s of the host talking (a chatter sentence, 70%) or of unrelated b-roll (a caption of
-  another video)), plus AR(1) noise, L2-normalised.
+  another video)); a one-second transition shot (title card) where a step begins or the moment ends, with
+  probability {cfg.cut_probability}; plus AR(1) noise, L2-normalised.
 - `ASR/<id>.srt`: a pseudo-transcript (cues of 2-6 s: narration: filler words + the active step's caption,
   chatter outside the moment, silent gaps), embedded per cue in `ASR_feats_all-MiniLM-L6-v2/<id>.pt`.
 - `{SIM_SPEC.query_file}`: MiniLM query embeddings (384-d; the paper uses the EVA-CLIP-g text tower, 1024-d).
