@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     parser, module = _command_parser(argv[idx])
-    args = parser.parse_args(argv[idx + 1 :])
+    args = parser.parse_intermixed_args(argv[idx + 1 :])  # key=value overrides may follow options
     try:
         return int(module.run(args) or 0)  # type: ignore[attr-defined]
     except (FileNotFoundError, ValueError, RuntimeError) as e:

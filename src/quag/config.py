@@ -188,6 +188,9 @@ class EvalConfig:
     """Longest moment allowed by ``span`` decoding (0: no limit)."""
     moment_score: Literal["sigmoid", "softmax"] = "sigmoid"
     """Frame scores of ``span`` decoding: log-sigmoid (matches ``train.moment_loss=bce``) or log-softmax (``ce``)."""
+    segmentation_decoding: Literal["islands", "sequential"] = "islands"
+    """``islands``: the reference's algorithm (peaks expanded into masked islands, ``segmentation_rounds`` rounds);
+    ``sequential``: one next boundary at a time with the training inputs (suffix region, previous boundaries)."""
     segmentation_rounds: int = 20
     """Boundary-decoding rounds (the reference always runs 20)."""
     segmentation_threshold: float = 0.5

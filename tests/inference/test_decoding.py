@@ -8,6 +8,8 @@ from quag.inference.segmentation import (
     boundaries_to_segments,
     decode_islands,
     decode_islands_naive,
+    decode_sequential,
+    decode_sequential_naive,
     postprocess_boundaries,
 )
 
@@ -88,3 +90,19 @@ def test_postprocess_reference_semantics() -> None:
     assert postprocess_boundaries([(9, 12), (30, 33)], 10, 60, emit_last=True) == [10, 30, 60]
     # ms == me (zero-length moment): one degenerate segment
     assert postprocess_boundaries([], 7, 7, emit_last=True) == [7, 7]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sequential_decoding_equals_per_sample_loop(seed: int) -> None:
+    B, T = 5, 60
+    g = torch.Generator().manual_seed(200 + seed)
+    lengths = torch.randint(20, T + 1, (B,), generator=g)
+    ms = torch.stack([torch.randint(0, int(n) // 3, (1,), generator=g)[0] for n in lengths])
+    me = torch.stack([torch.randint(int(n) // 2, int(n), (1,), generator=g)[0] for n in lengths])
+    me[0] = ms[0]  # a zero-length moment
+    frames = torch.stack([ms, me], dim=1)
+    fast = decode_sequential(FakeModel(B, T, seed), frames, lengths, max_steps=12)
+    assert fast == decode_sequential_naive(FakeModel(B, T, seed), frames, lengths, max_steps=12)
+    for b, bounds in enumerate(fast):
+        assert bounds[0] == ms[b] and bounds[-1] == me[b] and len(bounds) >= 2
+        assert all(x < y for x, y in zip(bounds[1:-1], bounds[2:], strict=False))

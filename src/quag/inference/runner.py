@@ -29,7 +29,12 @@ from quag.data.features import FeatureSource
 from quag.data.timestamps import frame_to_seconds
 from quag.data.tokenizer import get_tokenizer
 from quag.inference.moments import decode_spans
-from quag.inference.segmentation import boundaries_to_segments, decode_islands, postprocess_boundaries
+from quag.inference.segmentation import (
+    boundaries_to_segments,
+    decode_islands,
+    decode_sequential,
+    postprocess_boundaries,
+)
 from quag.models import HiRESTModel
 from quag.models.generation import generate_beam
 from quag.tasks import Task
@@ -86,6 +91,8 @@ def predict_boundaries(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> lis
         return model.segment_logits(h)
 
     lengths = batch.video_mask.sum(dim=1)
+    if cfg.segmentation_decoding == "sequential":
+        return decode_sequential(logits_fn, batch.moment_frames, lengths)
     islands = decode_islands(
         logits_fn, batch.moment_frames, lengths, cfg.segmentation_rounds, cfg.segmentation_threshold
     )

@@ -90,6 +90,77 @@ def decode_islands(
     return out
 
 
+def decode_sequential(
+    logits_fn: LogitsFn,
+    moment_frames: torch.Tensor,
+    lengths: torch.Tensor,
+    max_steps: int = 64,
+) -> list[list[int]]:
+    """Next-boundary decoding exactly as the head is trained (teacher forcing, reference-anatomy 1.5).
+
+    From ``b_0 = ms``: the region mask covers ``[b_i, me]`` and the boundary mask ``b_0..b_i`` (the training
+    inputs), and ``b_{i+1}`` is the best-scoring frame in ``(b_i, me]``; a video stops when it predicts ``me`` (the
+    last training target of every video) or after ``max_steps`` boundaries, which then end at ``me``. This removes
+    the reference's train/test mismatch (contiguous suffix masks in training, islands at inference) and its fixed
+    20-round budget. Vectorised over the batch; each step scores only the videos still running.
+
+    Returns:
+        Boundary frames per video, ``[ms, ..., me]`` (one segment ``[ms, me]`` at least).
+    """
+    device = moment_frames.device
+    B = moment_frames.shape[0]
+    T = int(lengths.max())
+    idx = torch.arange(T, device=device)  # (T,)
+    ms, me = moment_frames[:, 0], moment_frames[:, 1]  # (B,)
+    current = ms.clone()  # (B,) latest boundary
+    boundary = idx[None] == ms[:, None]  # (B, T)
+    active = me > ms
+    out: list[list[int]] = [[int(a)] for a in ms.tolist()]
+    neg = torch.finfo(torch.float32).min
+    for _ in range(max_steps):
+        rows = active.nonzero()[:, 0]  # (b,)
+        if rows.numel() == 0:
+            break
+        cur, end = current[rows], me[rows]
+        region = (idx[None] >= cur[:, None]) & (idx[None] <= end[:, None])  # (b, T) = [b_i, me]
+        logits = logits_fn(rows, region, boundary[rows]).float()  # (b, T)
+        allowed = region & (idx[None] > cur[:, None])  # (b, T) = (b_i, me]
+        nxt = logits.masked_fill(~allowed, neg).argmax(dim=-1)  # (b,)
+        current[rows] = nxt
+        boundary[rows, nxt] = True
+        active[rows] = nxt < end
+        for b, x in zip(rows.tolist(), nxt.tolist(), strict=True):
+            out[b].append(x)
+    for b, (a, z) in enumerate(moment_frames.tolist()):
+        if out[b][-1] != z or len(out[b]) == 1:  # budget exhausted, or a zero-length moment
+            out[b].append(z)
+    return out
+
+
+def decode_sequential_naive(
+    logits_fn: LogitsFn, moment_frames: torch.Tensor, lengths: torch.Tensor, max_steps: int = 64
+) -> list[list[int]]:
+    """Per-video loop of :func:`decode_sequential` (for tests and the benchmark)."""
+    out = []
+    Tpad = int(lengths.max())
+    for b in range(moment_frames.shape[0]):
+        ms, me = int(moment_frames[b, 0]), int(moment_frames[b, 1])
+        bounds = [ms]
+        boundary = torch.zeros(1, Tpad, dtype=torch.bool)
+        boundary[0, ms] = True
+        while bounds[-1] < me and len(bounds) <= max_steps:
+            region = torch.zeros(1, Tpad, dtype=torch.bool)
+            region[0, bounds[-1] : me + 1] = True
+            logits = logits_fn(torch.tensor([b]), region, boundary.clone())[0].tolist()
+            nxt = max(range(bounds[-1] + 1, me + 1), key=lambda t: (logits[t], -t))
+            bounds.append(nxt)
+            boundary[0, nxt] = True
+        if bounds[-1] != me or len(bounds) == 1:
+            bounds.append(me)
+        out.append(bounds)
+    return out
+
+
 def postprocess_boundaries(
     islands: list[tuple[int, int]],
     ms: int,
