@@ -108,7 +108,6 @@ def decode_sequential(
         Boundary frames per video, ``[ms, ..., me]`` (one segment ``[ms, me]`` at least).
     """
     device = moment_frames.device
-    B = moment_frames.shape[0]
     T = int(lengths.max())
     idx = torch.arange(T, device=device)  # (T,)
     ms, me = moment_frames[:, 0], moment_frames[:, 1]  # (B,)
@@ -131,7 +130,7 @@ def decode_sequential(
         active[rows] = nxt < end
         for b, x in zip(rows.tolist(), nxt.tolist(), strict=True):
             out[b].append(x)
-    for b, (a, z) in enumerate(moment_frames.tolist()):
+    for b, z in enumerate(me.tolist()):
         if out[b][-1] != z or len(out[b]) == 1:  # budget exhausted, or a zero-length moment
             out[b].append(z)
     return out
