@@ -355,12 +355,14 @@ def _deepcopy(d: dict[str, Any]) -> dict[str, Any]:
     return {k: _deepcopy(v) if isinstance(v, dict) else v for k, v in d.items()}
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML file (or start from the defaults), apply overrides, validate everything.
+def read_yaml_sections(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The mapping of a YAML config file (empty without one) with ``section.key=value`` overrides applied.
+
+    Shared by every config tree (the HiREST experiment here, TVSum in :mod:`quag.tvsum.config`).
 
     Raises:
         FileNotFoundError: the YAML file does not exist.
-        ValueError: unknown key, wrong type or out-of-range value (the message names the key).
+        ValueError: not valid YAML, or its top level is not a mapping.
     """
     data: dict[str, Any] = {}
     if path is not None:
@@ -374,7 +376,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if loaded is not None and not isinstance(loaded, dict):
             raise ValueError(f"{p}: the top level must be a mapping of sections, got {type(loaded).__name__}")
         data = loaded or {}
-    data = apply_overrides(data, overrides or [])
+    return apply_overrides(data, overrides or [])
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML file (or start from the defaults), apply overrides, validate everything.
+
+    Raises:
+        FileNotFoundError: the YAML file does not exist.
+        ValueError: unknown key, wrong type or out-of-range value (the message names the key).
+    """
+    data = read_yaml_sections(path, overrides)
     try:
         return config_from_dict(data)
     except ValueError as e:

@@ -61,3 +61,16 @@ def test_shipped_configs_load() -> None:
 
         if cfg.model.hidden_dim <= 256:  # paper-size models are built in tests/models
             build_model(cfg.model)
+
+
+def test_shipped_tvsum_configs_load() -> None:
+    from quag.tvsum.config import TVSumConfig, load_tvsum_config
+
+    configs = sorted((Path(__file__).resolve().parents[2] / "configs").glob("tvsum*.yaml"))
+    assert configs
+    for p in configs:
+        cfg = load_tvsum_config(p)
+        assert isinstance(cfg, TVSumConfig)
+        # The shipped file states the paper's supplementary setting.
+        assert (cfg.model.hidden_dim, cfg.model.num_heads, cfg.train.batch_size) == (256, 8, 4)
+        assert (cfg.train.lr, cfg.train.msp_loss_weight) == (1e-3, 0.3)

@@ -1,0 +1,1 @@
+"""Tests of quag.tvsum: TVSum top-5 mAP, data, model, losses and the training command."""
