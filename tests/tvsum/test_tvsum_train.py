@@ -89,10 +89,14 @@ def test_command_end_to_end_and_resume(synthetic_tvsum: Path, tmp_path: Path) ->
     (oracle,) = summary["references"].values()  # the annotator-mean row, computed from the test labels
     assert set(oracle) == {"VU", "BK", "Avg."} and 0 < oracle["Avg."] <= 100
 
-    # A rerun reuses every finished (seed, category): same numbers, no full wall time.
+    # A rerun reuses every finished (seed, category): same numbers, and the first run's wall time is kept.
     before = (run / "seed_1" / "BK.json").read_text()
     assert main(args) == 0
     assert (run / "seed_1" / "BK.json").read_text() == before
+    assert json.loads((run / "seed_0" / "results.json").read_text())["wall_s_elapsed"] == seed0["wall_s_elapsed"]
+    # A partly resumed seed has no whole-run wall time.
+    (run / "seed_0" / "VU.json").unlink()
+    assert main(args) == 0
     assert json.loads((run / "seed_0" / "results.json").read_text())["wall_s_elapsed"] is None
 
 

@@ -49,6 +49,7 @@ from quag.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from quag.training.memory import pin_mmap_threshold
 from quag.training.optim import build_optimizer, build_scheduler
 
 logger = logging.getLogger(__name__)
@@ -149,6 +150,8 @@ class TrainRecipe:
             self.device = torch.device("cuda", self.dist.local_rank)
         torch.manual_seed(cfg.train.seed + self.dist.rank)
         np.random.seed(cfg.train.seed + self.dist.rank)
+        if cfg.train.release_memory and self.device.type == "cpu":
+            pin_mmap_threshold()
         self.run_dir = cfg.run_dir
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)

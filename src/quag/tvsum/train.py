@@ -321,6 +321,18 @@ def _run_jobs(
     return results
 
 
+def _previous_elapsed(path: Path, fingerprint: str, categories: list[str]) -> float | None:
+    """``wall_s_elapsed`` of an earlier ``results.json`` with the same fingerprint and categories, else None."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if old.get("fingerprint") != fingerprint or list(old.get("protocol", {})) != categories:
+        return None
+    value = old.get("wall_s_elapsed")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def run_seed(
     cfg: TVSumConfig, videos: dict[str, TVSumVideo], seed: int, progress: bool = True
 ) -> tuple[dict[str, CategoryResult], float | None]:
@@ -349,6 +361,8 @@ def run_seed(
         bar.close()
     ordered = {c: results[c] for c in categories}
     elapsed = time.perf_counter() - start if len(todo) == len(categories) else None
+    if not todo:  # nothing ran: keep the wall time of the run that produced these results, if it was whole
+        elapsed = _previous_elapsed(seed_dir / "results.json", fingerprint, categories)
     atomic_write_json(
         seed_dir / "results.json",
         {
