@@ -53,7 +53,7 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
 
 def test_shipped_configs_load() -> None:
     configs = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
-    hirest = [p for p in configs if not p.name.startswith("tvsum")]  # TVSum configs have their own schema
+    hirest = [p for p in configs if not p.name.startswith("tvsum")]  # TVSum configs: tests/tvsum/test_tvsum_train.py
     assert len(hirest) >= 3
     for p in hirest:
         cfg = load_config(p)
@@ -62,15 +62,3 @@ def test_shipped_configs_load() -> None:
         if cfg.model.hidden_dim <= 256:  # paper-size models are built in tests/models
             build_model(cfg.model)
 
-
-def test_shipped_tvsum_configs_load() -> None:
-    from quag.tvsum.config import TVSumConfig, load_tvsum_config
-
-    configs = sorted((Path(__file__).resolve().parents[2] / "configs").glob("tvsum*.yaml"))
-    assert configs
-    for p in configs:
-        cfg = load_tvsum_config(p)
-        assert isinstance(cfg, TVSumConfig)
-        # The shipped file states the paper's supplementary setting.
-        assert (cfg.model.hidden_dim, cfg.model.num_heads, cfg.train.batch_size) == (256, 8, 4)
-        assert (cfg.train.lr, cfg.train.msp_loss_weight) == (1e-3, 0.3)

@@ -6,8 +6,13 @@ decoders mask them, so the model never writes -inf into its outputs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from quag.config import ModelConfig
 
 
 class MomentRetrievalHead(nn.Module):
@@ -45,3 +50,27 @@ class MomentSegmentationHead(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.proj(h).squeeze(-1)  # (B, T)
+
+
+def build_task_heads(config: ModelConfig, width: int) -> nn.ModuleDict:
+    """The three task heads shared by QUAG and Joint on features of ``width``: start/end, next boundary and the
+    CLIP4Caption-style caption decoder (keys = task names, as the reference's ``heads`` hold them)."""
+    from quag.models.decoder import StepCaptionDecoder
+
+    return nn.ModuleDict(
+        {
+            "moment_retrieval": MomentRetrievalHead(width),
+            "moment_segmentation": MomentSegmentationHead(width),
+            "step_captioning": StepCaptionDecoder(
+                config.vocab_size,
+                width,
+                config.decoder_layers,
+                config.num_heads,
+                config.ffn_dim,
+                config.decoder_max_positions,
+                config.dropout,
+                mask_memory=config.mask_padding,
+                attn_dropout=config.attention_dropout,
+            ),
+        }
+    )

@@ -17,24 +17,17 @@ ablation switches of :class:`~quag.config.ModelConfig` do not apply and are igno
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from quag.config import ModelConfig
-from quag.data.collate import Batch
-from quag.models.decoder import StepCaptionDecoder
+from quag.models.base import VideoTaskModel
 from quag.models.encoders import Clip4CaptionVisualEncoder, ContextEmbedding, InputEmbedding
-from quag.models.heads import MomentRetrievalHead, MomentSegmentationHead
+from quag.models.heads import build_task_heads
 from quag.models.outputs import (
-    CaptionOutput,
-    EncoderOutput,
     FrontOutput,
-    MomentRetrievalOutput,
-    SegmentationOutput,
-    TaskOutput,
 )
 
 
-class JointModel(nn.Module):
+class JointModel(VideoTaskModel):
     """HiREST's Joint baseline for moment retrieval, moment segmentation and step captioning.
 
     Args:
@@ -64,28 +57,7 @@ class JointModel(nn.Module):
             config.dropout,
             attn_dropout=config.attention_dropout,
         )
-        self.heads = nn.ModuleDict(
-            {
-                "moment_retrieval": MomentRetrievalHead(h),
-                "moment_segmentation": MomentSegmentationHead(h),
-                "step_captioning": StepCaptionDecoder(
-                    config.vocab_size,
-                    h,
-                    config.decoder_layers,
-                    config.num_heads,
-                    config.ffn_dim,
-                    config.decoder_max_positions,
-                    config.dropout,
-                    mask_memory=config.mask_padding,
-                    attn_dropout=config.attention_dropout,
-                ),
-            }
-        )
-
-    @property
-    def decoder(self) -> StepCaptionDecoder:
-        """The step-caption decoder (``heads["step_captioning"]``)."""
-        return self.heads["step_captioning"]  # type: ignore[return-value]
+        self.heads = build_task_heads(config, h)
 
     def encode_front(
         self, video: torch.Tensor, asr: torch.Tensor, query: torch.Tensor, video_mask: torch.Tensor
@@ -107,30 +79,3 @@ class JointModel(nn.Module):
         """Add the context embeddings and run the CLIP4Caption visual encoder: (B, T, E) -> (B, T, H)."""
         x = front_features + self.context(video_mask, moment_mask, boundary_mask)
         return self.visual_encoder(x, video_mask if self.mask_padding else None)
-
-    def encode(self, batch: Batch) -> EncoderOutput:
-        """Front end and context encoder for a batch: hidden (B, T, H); ``msp_loss`` is None."""
-        front = self.encode_front(batch.video, batch.asr, batch.query, batch.video_mask)
-        hidden = self.encode_context(front.features, batch.video_mask, batch.moment_mask, batch.boundary_mask)
-        return EncoderOutput(hidden=hidden, msp_loss=None)
-
-    def moment_logits(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Start and end logits (B, T) each from the encoder output (B, T, H)."""
-        return self.heads["moment_retrieval"](h)
-
-    def segment_logits(self, h: torch.Tensor) -> torch.Tensor:
-        """Next-boundary logits (B, T) from the encoder output (B, T, H)."""
-        return self.heads["moment_segmentation"](h)
-
-    def forward(self, batch: Batch) -> TaskOutput:
-        """Training forward pass for ``batch.task``; logits are finite at padded positions (see outputs)."""
-        h = self.encode(batch).hidden
-        if batch.task == "moment_retrieval":
-            start, end = self.moment_logits(h)
-            return MomentRetrievalOutput(start_logits=start, end_logits=end, msp_loss=None)
-        if batch.task == "moment_segmentation":
-            return SegmentationOutput(logits=self.segment_logits(h), msp_loss=None)
-        if batch.caption_ids is None:
-            raise ValueError("a step_captioning forward needs batch.caption_ids; decode with generate_beam instead")
-        logits, _ = self.decoder(batch.caption_ids, h, batch.video_mask, input_mask=batch.caption_mask)
-        return CaptionOutput(logits=logits, msp_loss=None)

@@ -23,23 +23,17 @@ import torch
 from torch import nn
 
 from quag.config import ModelConfig
-from quag.data.collate import Batch
-from quag.models.decoder import StepCaptionDecoder
+from quag.models.base import VideoTaskModel
 from quag.models.encoders import ContextEmbedding, InputEmbedding
 from quag.models.fusion import MSP, QC2
-from quag.models.heads import MomentRetrievalHead, MomentSegmentationHead
+from quag.models.heads import build_task_heads
 from quag.models.layers import PostLNTransformerLayer
 from quag.models.outputs import (
-    CaptionOutput,
-    EncoderOutput,
     FrontOutput,
-    MomentRetrievalOutput,
-    SegmentationOutput,
-    TaskOutput,
 )
 
 
-class QuagModel(nn.Module):
+class QuagModel(VideoTaskModel):
     """QUAG for moment retrieval, moment segmentation and step captioning.
 
     Args:
@@ -80,28 +74,7 @@ class QuagModel(nn.Module):
             PostLNTransformerLayer(d, heads, config.ffn_dim, dropout, attn_dropout=config.attention_dropout)
             for _ in range(config.num_encoder_layers)
         )
-        self.heads = nn.ModuleDict(
-            {
-                "moment_retrieval": MomentRetrievalHead(d),
-                "moment_segmentation": MomentSegmentationHead(d),
-                "step_captioning": StepCaptionDecoder(
-                    config.vocab_size,
-                    d,
-                    config.decoder_layers,
-                    heads,
-                    config.ffn_dim,
-                    config.decoder_max_positions,
-                    dropout,
-                    mask_memory=config.mask_padding,
-                    attn_dropout=config.attention_dropout,
-                ),
-            }
-        )
-
-    @property
-    def decoder(self) -> StepCaptionDecoder:
-        """The step-caption decoder (``heads["step_captioning"]``)."""
-        return self.heads["step_captioning"]  # type: ignore[return-value]
+        self.heads = build_task_heads(config, d)
 
     def encode_front(
         self, video: torch.Tensor, asr: torch.Tensor, query: torch.Tensor, video_mask: torch.Tensor
@@ -129,31 +102,3 @@ class QuagModel(nn.Module):
         for layer in self.encoder:
             x = layer(x, key_mask)
         return x
-
-    def encode(self, batch: Batch) -> EncoderOutput:
-        """Front end and context encoder for a batch: hidden (B, T, H) and L_msp."""
-        front = self.encode_front(batch.video, batch.asr, batch.query, batch.video_mask)
-        hidden = self.encode_context(front.features, batch.video_mask, batch.moment_mask, batch.boundary_mask)
-        return EncoderOutput(hidden=hidden, msp_loss=front.msp_loss)
-
-    def moment_logits(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Start and end logits (B, T) each from the encoder output (B, T, H)."""
-        return self.heads["moment_retrieval"](h)
-
-    def segment_logits(self, h: torch.Tensor) -> torch.Tensor:
-        """Next-boundary logits (B, T) from the encoder output (B, T, H)."""
-        return self.heads["moment_segmentation"](h)
-
-    def forward(self, batch: Batch) -> TaskOutput:
-        """Training forward pass for ``batch.task``; logits are finite at padded positions (see outputs)."""
-        front = self.encode_front(batch.video, batch.asr, batch.query, batch.video_mask)
-        h = self.encode_context(front.features, batch.video_mask, batch.moment_mask, batch.boundary_mask)
-        if batch.task == "moment_retrieval":
-            start, end = self.moment_logits(h)
-            return MomentRetrievalOutput(start_logits=start, end_logits=end, msp_loss=front.msp_loss)
-        if batch.task == "moment_segmentation":
-            return SegmentationOutput(logits=self.segment_logits(h), msp_loss=front.msp_loss)
-        if batch.caption_ids is None:
-            raise ValueError("a step_captioning forward needs batch.caption_ids; decode with generate_beam instead")
-        logits, _ = self.decoder(batch.caption_ids, h, batch.video_mask, input_mask=batch.caption_mask)
-        return CaptionOutput(logits=logits, msp_loss=front.msp_loss)
