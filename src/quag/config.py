@@ -79,10 +79,11 @@ class ModelConfig:
     """Fusion width of the Joint baseline before its 768-wide visual encoder."""
 
     def __post_init__(self) -> None:
-        _positive(self, "hidden_dim", "num_heads", "num_encoder_layers", "ffn_dim", "asr_dim")
+        check_positive(self, "hidden_dim", "num_heads", "num_encoder_layers", "ffn_dim", "asr_dim")
         if not isinstance(self.visual_dim, int) or isinstance(self.visual_dim, bool) or self.visual_dim < 0:
             raise ValueError(f"model.visual_dim must be >= 0 (0 = speech-only), got {self.visual_dim!r}")
-        _positive(self, "query_dim", "vocab_size", "decoder_layers", "decoder_max_positions", "joint_max_positions")
+        check_positive(self, "query_dim", "vocab_size", "decoder_layers")
+        check_positive(self, "decoder_max_positions", "joint_max_positions")
         if self.hidden_dim % self.num_heads:
             raise ValueError(f"model.hidden_dim ({self.hidden_dim}) must be divisible by model.num_heads")
         if not 0.0 <= self.dropout < 1.0:
@@ -122,7 +123,7 @@ class DataConfig:
     """DataLoader worker processes."""
 
     def __post_init__(self) -> None:
-        _positive(self, "caption_frames", "max_caption_tokens")
+        check_positive(self, "caption_frames", "max_caption_tokens")
         if self.length_tolerance < 0:
             raise ValueError(f"data.length_tolerance must be >= 0, got {self.length_tolerance}")
         if self.max_caption_tokens < 2:
@@ -174,7 +175,7 @@ class TrainConfig:
                 raise ValueError(f"train.tasks: unknown task {t!r}; expected some of {', '.join(TASKS)}")
         if not self.tasks:
             raise ValueError("train.tasks must name at least one task")
-        _positive(self, "epochs", "batch_size")
+        check_positive(self, "epochs", "batch_size")
         if self.lr <= 0:
             raise ValueError(f"train.lr must be > 0, got {self.lr}")
         if not 0.0 <= self.warmup_ratio < 1.0:
@@ -212,7 +213,7 @@ class EvalConfig:
     validation; ``quag infer --evaluate`` always computes the full set)."""
 
     def __post_init__(self) -> None:
-        _positive(self, "batch_size", "segmentation_rounds", "num_beams", "max_caption_tokens")
+        check_positive(self, "batch_size", "segmentation_rounds", "num_beams", "max_caption_tokens")
         if not 0.0 < self.segmentation_threshold < 1.0:
             raise ValueError("eval.segmentation_threshold must be in (0, 1)")
 
@@ -241,8 +242,10 @@ class ExperimentConfig:
 # loading, overrides, dumping
 
 
-def _positive(obj: Any, *names: str) -> None:
-    section = type(obj).__name__.replace("Config", "").lower()
+def check_positive(obj: Any, *names: str, section: str | None = None) -> None:
+    """Raise naming ``section.field`` unless each named field of a config section is a positive number
+    (``section`` defaults to the class name without "Config", lowercased: ``TrainConfig`` -> ``train``)."""
+    section = section or type(obj).__name__.replace("Config", "").lower()
     for n in names:
         v = getattr(obj, n)
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:

@@ -27,7 +27,7 @@ import numpy as np
 
 from quag.evaluation.ground_truth import StepGroundTruth
 from quag.evaluation.metrics import captioning as coco
-from quag.evaluation.predictions import Predictions
+from quag.evaluation.predictions import Predictions, coverage_report
 
 
 @dataclass
@@ -257,18 +257,5 @@ def evaluate_step_captioning(
         metrics[g]["Total"] = len(members)
         metrics[g]["missing"] = sum(v in missing_set for v in members)
     extra = [v for v in predictions.items if v not in ground_truth]
-    return {
-        "metrics": metrics,
-        "counts": {
-            "ground_truth": len(ground_truth),
-            "captions": len(refs),
-            "predicted": len(ground_truth) - len(missing),
-            "missing": len(missing),
-            "extra": len(extra),
-            **counts,
-        },
-        "missing_items": missing,
-        "extra_items": extra[:20],
-        "scorers": scorers,
-        "not_computed": skipped,
-    }
+    report = coverage_report(metrics, len(ground_truth), missing, extra, captions=len(refs), **counts)
+    return {**report, "scorers": scorers, "not_computed": skipped}

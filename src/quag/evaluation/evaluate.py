@@ -56,11 +56,10 @@ from quag.evaluation.predictions import (
     Predictions,
     SegmentationPrediction,
     check_task,
+    coverage_report,
     load_predictions,
     parse_predictions,
 )
-
-_MAX_LISTED = 20
 
 
 def _groups(labels: Sequence[str], per_category: bool) -> dict[str, list[int]]:
@@ -112,18 +111,7 @@ def _moment_retrieval(
     missing = [[v.query, v.video] for v, p in zip(scored, found, strict=True) if p is None]
     extra = [list(k) for k in preds.items if k not in keys]
     reversed_bounds = sum(p is not None and p.end < p.start for p in found)
-    return {
-        "metrics": metrics,
-        "counts": {
-            "ground_truth": len(scored),
-            "predicted": len(scored) - len(missing),
-            "missing": len(missing),
-            "extra": len(extra),
-            "reversed_bounds": reversed_bounds,
-        },
-        "missing_items": missing,
-        "extra_items": extra[:_MAX_LISTED],
-    }
+    return coverage_report(metrics, len(scored), missing, extra, reversed_bounds=reversed_bounds)
 
 
 def _video_retrieval(preds: Predictions, videos: list[VideoAnnotation], cats: Categories | None, per_cat: bool) -> dict:
@@ -146,17 +134,7 @@ def _video_retrieval(preds: Predictions, videos: list[VideoAnnotation], cats: Ca
         metrics[g]["missing"] = sum(found[i] is None for i in idx)
     missing = [q for q, p in zip(queries, found, strict=True) if p is None]
     extra = [q for q in preds.items if q not in relevant]
-    return {
-        "metrics": metrics,
-        "counts": {
-            "ground_truth": len(queries),
-            "predicted": len(queries) - len(missing),
-            "missing": len(missing),
-            "extra": len(extra),
-        },
-        "missing_items": missing,
-        "extra_items": extra[:_MAX_LISTED],
-    }
+    return coverage_report(metrics, len(queries), missing, extra)
 
 
 def _moment_segmentation(
@@ -182,18 +160,7 @@ def _moment_segmentation(
         }
     missing = [v for v, p in zip(videos, found, strict=True) if p is None]
     extra = [v for v in preds.items if v not in gt]
-    return {
-        "metrics": metrics,
-        "counts": {
-            "ground_truth": len(videos),
-            "predicted": len(videos) - len(missing),
-            "missing": len(missing),
-            "extra": len(extra),
-            "empty_predictions": empty,
-        },
-        "missing_items": missing,
-        "extra_items": extra[:_MAX_LISTED],
-    }
+    return coverage_report(metrics, len(videos), missing, extra, empty_predictions=empty)
 
 
 def evaluate_predictions(

@@ -45,6 +45,29 @@ from quag.io import atomic_write_json, atomic_write_jsonl
 EVAL_TASKS: tuple[str, ...] = ("video_retrieval", "moment_retrieval", "moment_segmentation", "step_captioning")
 
 
+MAX_LISTED = 20
+"""Extra (unknown) items listed by name in a report; all of them are counted."""
+
+
+def coverage_report(
+    metrics: dict[str, Any], n_ground_truth: int, missing: list[Any], extra: list[Any], **counts: Any
+) -> dict[str, Any]:
+    """The report every task returns: metrics, how many ground-truth items were predicted, missing or extra
+    (plus task-specific ``counts``), every missing item and the first :data:`MAX_LISTED` extra ones."""
+    return {
+        "metrics": metrics,
+        "counts": {
+            "ground_truth": n_ground_truth,
+            "predicted": n_ground_truth - len(missing),
+            "missing": len(missing),
+            "extra": len(extra),
+            **counts,
+        },
+        "missing_items": missing,
+        "extra_items": extra[:MAX_LISTED],
+    }
+
+
 class PredictionError(ValueError):
     """A malformed prediction file or object; the message names the video (or query) and the field."""
 

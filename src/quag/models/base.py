@@ -8,6 +8,8 @@ training forward are common.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 
@@ -23,17 +25,18 @@ from quag.models.outputs import (
 )
 
 
-class VideoTaskModel(nn.Module):
+class VideoTaskModel(nn.Module, ABC):
     """Base of :class:`~quag.models.quag.QuagModel` and :class:`~quag.models.joint.JointModel`."""
 
     heads: nn.ModuleDict
 
+    @abstractmethod
     def encode_front(
         self, video: torch.Tensor, asr: torch.Tensor, query: torch.Tensor, video_mask: torch.Tensor
     ) -> FrontOutput:
         """(B, T, Dv), (B, T, Da), (B, Dq), (B, T) -> mask-independent features and L_msp (or None)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def encode_context(
         self,
         front_features: torch.Tensor,
@@ -42,7 +45,6 @@ class VideoTaskModel(nn.Module):
         boundary_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Context embeddings and the encoder: front features -> hidden (B, T, H)."""
-        raise NotImplementedError
 
     @property
     def decoder(self) -> StepCaptionDecoder:

@@ -17,21 +17,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 
-from quag.config import dataclass_from_dict, read_yaml_sections
+from quag.config import check_positive, dataclass_from_dict, read_yaml_sections
 
 TVSUM_CATEGORIES: tuple[str, ...] = ("VT", "VU", "GA", "MS", "PK", "PR", "FM", "BK", "BT", "DS")
 """The 10 TVSum categories in the column order of the paper's Table 5."""
-
-
-def _check_positive(section: str, obj: Any, *names: str) -> None:
-    for n in names:
-        v = getattr(obj, n)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-            raise ValueError(f"{section}.{n} must be a positive number, got {v!r}")
 
 
 @dataclass
@@ -64,8 +57,8 @@ class TVSumModelConfig:
     """QC2 (Eq. 5-8); False gates by the query element-wise (the paper's "w/o QC2")."""
 
     def __post_init__(self) -> None:
-        _check_positive("model", self, "visual_dim", "audio_dim", "query_dim", "hidden_dim", "num_heads")
-        _check_positive("model", self, "num_encoder_layers", "ffn_dim")
+        check_positive(self, "visual_dim", "audio_dim", "query_dim", "hidden_dim", "num_heads", section="model")
+        check_positive(self, "num_encoder_layers", "ffn_dim", section="model")
         if self.hidden_dim % self.num_heads:
             raise ValueError(f"model.hidden_dim ({self.hidden_dim}) must be divisible by model.num_heads")
         for name in ("dropout", "attention_dropout", "input_dropout"):
@@ -137,8 +130,8 @@ class TVSumTrainConfig:
     2-core machine, where OpenMP threads wait on each other (measured 0.7 s vs 4.5 s per step)."""
 
     def __post_init__(self) -> None:
-        _check_positive("train", self, "epochs", "batch_size", "lr", "eval_every", "num_threads", "workers")
-        _check_positive("train", self, "rank_temperature")
+        check_positive(self, "epochs", "batch_size", "lr", "eval_every", "num_threads", "workers", section="train")
+        check_positive(self, "rank_temperature", section="train")
         if self.rank_levels < 2:
             raise ValueError(f"train.rank_levels must be >= 2, got {self.rank_levels}")
         for name in ("weight_decay", "grad_clip", "msp_loss_weight", "rank_contrastive_weight", "margin_weight"):
