@@ -61,4 +61,3 @@ def test_shipped_configs_load() -> None:
 
         if cfg.model.hidden_dim <= 256:  # paper-size models are built in tests/models
             build_model(cfg.model)
-
