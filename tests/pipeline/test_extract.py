@@ -245,10 +245,18 @@ def test_video_list_file(tmp_path: Path, corpus: Path) -> None:
         "talk.mp4",
         "truncated.mp4",
     ]
+    # One video file is a corpus of one (it was read as a list file of paths, and an empty one gave no video).
+    assert list_videos(corpus / "empty.mp4") == [corpus / "empty.mp4"]
     (tmp_path / "a.mp4").write_bytes(b"")
     (tmp_path / "a.mkv").write_bytes(b"")
     with pytest.raises(ValueError, match="share the id"):
         list_videos(tmp_path)
+    (tmp_path / "none").mkdir()
+    with pytest.raises(ValueError, match="no videos to extract"):
+        list_videos(tmp_path / "none")
+    (tmp_path / "empty_list.txt").write_text("# nothing yet\n")
+    with pytest.raises(ValueError, match="no videos to extract"):
+        list_videos(tmp_path / "empty_list.txt")
 
 
 def test_fit_rows() -> None:

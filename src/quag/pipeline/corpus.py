@@ -51,13 +51,15 @@ FAILURE_DIR = ".extraction_failures"
 
 
 def list_videos(source: str | Path) -> list[Path]:
-    """Video files of a folder (non-recursive, by extension) or of a text file (one path per line).
+    """Video files of a folder (non-recursive, by extension), one video file, or a text file (one path per line).
 
     Paths in a list file are relative to the list file's folder; blank lines and ``#`` comments are skipped.
-    Two videos with the same id (file name without extension) raise ``ValueError``.
+    Two videos with the same id (file name without extension), or no video at all, raise ``ValueError``.
     """
     source = Path(source)
-    if source.is_dir():
+    if source.is_file() and source.suffix.lower() in VIDEO_EXTENSIONS:
+        videos = [source]
+    elif source.is_dir():
         videos = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
     elif source.is_file():
         lines = [ln.strip() for ln in source.read_text(encoding="utf-8").splitlines()]
@@ -68,6 +70,9 @@ def list_videos(source: str | Path) -> list[Path]:
         ]
     else:
         raise FileNotFoundError(f"{source}: neither a folder of videos nor a text file listing video paths")
+    if not videos:
+        kinds = ", ".join(sorted(VIDEO_EXTENSIONS))
+        raise ValueError(f"{source}: no videos to extract (a folder needs files ending in {kinds}; a list file, paths)")
     seen: dict[str, Path] = {}
     for v in videos:
         if v.stem in seen:
