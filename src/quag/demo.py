@@ -32,21 +32,7 @@ TABLE_COLUMNS = (
     "step_captioning/ROUGE_L",
     "step_captioning/CIDEr",
 )
-SHORT = {c: c.split("/")[1] for c in TABLE_COLUMNS}
-SHORT.update(
-    {
-        "moment_retrieval/R@0.5": "MR R@.5",
-        "moment_retrieval/R@0.7": "MR R@.7",
-        "moment_segmentation/recall@0.5": "MS R@.5",
-        "moment_segmentation/precision@0.5": "MS P@.5",
-        "moment_segmentation/recall@0.7": "MS R@.7",
-        "moment_segmentation/precision@0.7": "MS P@.7",
-        "step_captioning/Bleu_4": "B4",
-        "step_captioning/METEOR": "METEOR",
-        "step_captioning/ROUGE_L": "ROUGE-L",
-        "step_captioning/CIDEr": "CIDEr",
-    }
-)
+"""The metric keys of the results table (``flat_metrics`` keys); tables head each column with its key."""
 
 
 def _baseline_rows(
@@ -73,11 +59,21 @@ def _baseline_rows(
 
 
 def format_table(rows: dict[str, dict[str, float]], columns: tuple[str, ...] = TABLE_COLUMNS) -> str:
-    width = max(len(n) for n in rows) + 2
-    head = f"{'system':<{width}}" + "".join(f"{SHORT[c]:>9}" for c in columns)
-    lines = [head, "-" * len(head)]
+    """A plain-text table; each column is headed by its metric key, the task over its columns, then the metric."""
+    from quag.report import column_groups
+
+    width = max(len(n) for n in ["system", *rows]) + 2
+    tasks, metrics, widths = f"{'':<{width}}", f"{'system':<{width}}", []
+    for task, names in column_groups(columns):
+        group = [max(len(metric), 6) + 2 for metric in names]  # 6 = "100.00"
+        group[-1] += max(0, len(task) + 2 - sum(group))  # the task name fits over its columns
+        tasks += f"  {task:<{sum(group) - 2}}"
+        metrics += "".join(f"{metric:>{w}}" for metric, w in zip(names, group, strict=True))
+        widths += group
+    lines = [tasks.rstrip(), metrics, "-" * len(metrics)]
     for name, m in rows.items():
-        lines.append(f"{name:<{width}}" + "".join(f"{m[c]:>9.2f}" if c in m else f"{'-':>9}" for c in columns))
+        cells = (f"{m[c]:>{w}.2f}" if c in m else f"{'-':>{w}}" for c, w in zip(columns, widths, strict=True))
+        lines.append(f"{name:<{width}}" + "".join(cells))
     return "\n".join(lines)
 
 
@@ -101,13 +97,14 @@ def run_demo(
     """Run the main job; returns the table rows, the files written and timings."""
     import torch
 
+    from quag.checkpoint import load_checkpoint, read_checkpoint_info
     from quag.data import annotations as A
     from quag.data.datasets import make_store
     from quag.data.sim import SimConfig, build_sim
     from quag.inference.api import run_inference
     from quag.inference.runner import predict_end_to_end
+    from quag.pipeline.text import MiniLMEncoder
     from quag.report import loss_curves_svg, metrics_table, video_section, write_report
-    from quag.training.checkpoint import load_checkpoint, read_checkpoint_info
     from quag.training.recipe import train
 
     timings: dict[str, float] = {}
@@ -116,7 +113,7 @@ def run_demo(
     t = time.time()
     if not (root / "feature_spec.json").is_file():
         print(f"[1/4] building HiREST-sim in {root} (real annotations, simulated features)")
-        build_sim("data/hirest", root, SimConfig(), progress=progress)
+        build_sim("data/hirest", root, SimConfig(), encode=MiniLMEncoder(), progress=progress)
     else:
         print(f"[1/4] HiREST-sim found in {root}")
     timings["data"] = time.time() - t

@@ -11,8 +11,7 @@ from quag.data.datasets import build_datasets
 from quag.data.features import FeatureSpec, FeatureStore
 from quag.data.sim import SimConfig, build_sim
 from quag.data.srt import read_srt
-
-from ..conftest import HIREST, hash_encode
+from tests.helpers import HIREST, hash_encode
 
 
 def test_sim_is_in_the_official_layout_and_loads(sim_root: Path) -> None:
@@ -26,7 +25,7 @@ def test_sim_is_in_the_official_layout_and_loads(sim_root: Path) -> None:
         vis = store.visual(v.video, v.num_frames)
         assert vis.shape == (v.num_frames, 1024)
         assert np.allclose(np.linalg.norm(vis, axis=1), 1, atol=1e-5)  # rows L2-normalised like EVA-CLIP
-        assert store.asr(v.video, v.num_frames).shape == (v.num_frames, 384)
+        assert store.transcript(v.video, v.num_frames).shape == (v.num_frames, 384)
         assert len(read_srt(store.srt_path(v.video))) > 0
     gt = json.loads((sim_root / A.EVAL_GT_FILES["val"]).read_text())
     assert set(gt) <= {v.video for v in A.load_split(sim_root, "val")}
@@ -36,7 +35,7 @@ def test_sim_loads_through_the_datasets(sim_root: Path) -> None:
     cfg = DataConfig(root=str(sim_root))
     ds = build_datasets(cfg, "train", ["moment_retrieval", "moment_segmentation", "step_captioning"], training=True)
     mr = collate([ds["moment_retrieval"][i] for i in range(2)])
-    assert mr.video.shape[2] == 1024 and mr.query.shape == (2, 384)
+    assert mr.video.shape[2] == 1024 and mr.query_embedding.shape == (2, 384)
     sc = collate([ds["step_captioning"][0]])
     assert sc.video.shape[1] == 20 and sc.caption_ids[0, 0] == 101
     ms = ds["moment_segmentation"][0]
@@ -77,7 +76,9 @@ def test_deterministic_subset_and_resume(tmp_path: Path, sim_root: Path) -> None
 
 @pytest.mark.slow
 def test_sim_with_the_real_minilm(tmp_path: Path) -> None:
-    build_sim(HIREST, tmp_path / "s", SimConfig(train_videos=1, val_videos=1), progress=False)
+    from quag.pipeline.text import MiniLMEncoder
+
+    build_sim(HIREST, tmp_path / "s", SimConfig(train_videos=1, val_videos=1), encode=MiniLMEncoder(), progress=False)
     emb = FeatureStore(tmp_path / "s").queries()
     vec = next(iter(emb.values()))
     assert vec.shape == (384,) and abs(float(np.linalg.norm(vec)) - 1) < 1e-4

@@ -14,8 +14,7 @@ from quag.evaluation import baselines as bl
 from quag.evaluation.captions import CaptionOptions
 from quag.evaluation.evaluate import evaluate_predictions
 from quag.evaluation.ground_truth import step_ground_truth
-
-from .conftest import REAL, TINY, TINY_STEPS
+from tests.evaluation.helpers import REAL, TINY, TINY_STEPS
 
 # Hand-made query embeddings: pancakes ~ waffles, crane ~ boat, tea equidistant (tie -> first train video).
 TABLE = {
@@ -89,10 +88,16 @@ def test_real_val_scores_of_the_moment_baselines() -> None:
 
 
 def test_cli_baselines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    def table_embedder() -> tuple[bl.Embedder, str]:
-        return (lambda texts: np.stack([TABLE[t] for t in texts])), "test table"
+    class TableEncoder:  # stands in for all-MiniLM-L6-v2, which the command builds
+        name, dim = "test table", 2
 
-    monkeypatch.setattr(bl, "_default_embedder", table_embedder)  # the default loads all-MiniLM-L6-v2
+        def __init__(self, model_path: Path | None = None) -> None:
+            pass
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            return np.stack([TABLE[t] for t in texts])
+
+    monkeypatch.setattr("quag.pipeline.text.MiniLMEncoder", TableEncoder)
     out = tmp_path / "baselines.json"
     argv = ["baselines", "--data", str(TINY), "--split", "val", "--caption-metrics", "BLEU", "--out", str(out)]
     assert main(argv) == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .helpers_training import tiny_overrides
+from tests.training.helpers import tiny_overrides
 
 
 def free_port() -> int:
@@ -16,6 +16,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_two_process_ddp_keeps_ranks_identical(sim_root: Path, tmp_path: Path) -> None:
     worker = Path(__file__).with_name("ddp_worker.py")

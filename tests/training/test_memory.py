@@ -27,6 +27,7 @@ print(rss() - base)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
 def test_freed_tensors_return_to_the_system_when_pinned() -> None:
     growth = {}

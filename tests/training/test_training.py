@@ -4,16 +4,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from quag.checkpoint import load_checkpoint
 from quag.cli import main
 from quag.data.collate import collate
 from quag.evaluation.predictions import load_predictions
+from quag.evaluation.selection import selection_score
 from quag.models import build_model
 from quag.models.losses import total_loss
 from quag.tasks import TASKS
-from quag.training.checkpoint import load_checkpoint
-from quag.training.recipe import TrainRecipe, selection_score, train
-
-from .helpers_training import tiny_config, tiny_overrides
+from quag.training.recipe import TrainRecipe, train
+from tests.training.helpers import tiny_experiment, tiny_overrides
 
 
 def test_two_step_run_through_the_cli(sim_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -45,9 +45,10 @@ def test_two_step_run_through_the_cli(sim_root: Path, tmp_path: Path, capsys: py
     assert meta.step == 2 and spec.simulated and cfg.model.hidden_dim == 32
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", TASKS)
 def test_overfitting_one_batch_drives_the_loss_down(sim_root: Path, tmp_path: Path, task: str) -> None:
-    cfg = tiny_config(sim_root, tmp_path, "model.dropout=0.0")
+    cfg = tiny_experiment(sim_root, tmp_path, "model.dropout=0.0")
     recipe = TrainRecipe(cfg, device="cpu", progress=False)
     recipe.setup()
     ds = recipe.train_sets[task]
@@ -70,7 +71,7 @@ def test_resume_reproduces_the_uninterrupted_run(
     sim_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     extra = ("train.max_steps=6", "train.save_every=3", "train.eval_every_epochs=99")
-    full = train(tiny_config(sim_root, tmp_path / "a", *extra), device="cpu", progress=False)
+    full = train(tiny_experiment(sim_root, tmp_path / "a", *extra), device="cpu", progress=False)
     save = TrainRecipe._save
 
     def crash_after_step_3(self: TrainRecipe, name: str, metrics: dict | None = None) -> None:
@@ -80,10 +81,10 @@ def test_resume_reproduces_the_uninterrupted_run(
 
     monkeypatch.setattr(TrainRecipe, "_save", crash_after_step_3)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(sim_root, tmp_path / "b", *extra), device="cpu", progress=False)
+        train(tiny_experiment(sim_root, tmp_path / "b", *extra), device="cpu", progress=False)
     monkeypatch.undo()
     resumed = train(
-        tiny_config(sim_root, tmp_path / "b", *extra),
+        tiny_experiment(sim_root, tmp_path / "b", *extra),
         resume=tmp_path / "b" / "tiny" / "checkpoints" / "last",
         device="cpu",
         progress=False,
@@ -94,11 +95,13 @@ def test_resume_reproduces_the_uninterrupted_run(
 
 def test_resume_refuses_another_model(sim_root: Path, tmp_path: Path) -> None:
     train(
-        tiny_config(sim_root, tmp_path, "train.max_steps=1", "train.eval_every_epochs=99"), device="cpu", progress=False
+        tiny_experiment(sim_root, tmp_path, "train.max_steps=1", "train.eval_every_epochs=99"),
+        device="cpu",
+        progress=False,
     )
     with pytest.raises(ValueError, match="model config differs"):
         train(
-            tiny_config(sim_root, tmp_path, "model.hidden_dim=64"),
+            tiny_experiment(sim_root, tmp_path, "model.hidden_dim=64"),
             resume=tmp_path / "tiny" / "checkpoints" / "last",
             device="cpu",
             progress=False,
@@ -106,7 +109,7 @@ def test_resume_refuses_another_model(sim_root: Path, tmp_path: Path) -> None:
 
 
 def test_feature_width_mismatch_is_explained(sim_root: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(sim_root, tmp_path, "model.query_dim=1024")
+    cfg = tiny_experiment(sim_root, tmp_path, "model.query_dim=1024")
     with pytest.raises(ValueError, match="model.query_dim=1024 but the features have 384"):
         TrainRecipe(cfg, device="cpu", progress=False).setup()
 

@@ -16,7 +16,7 @@ from quag.commands.evaluate import add_caption_arguments, caption_options_from_a
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=Path("data/hirest"), help="HiREST root (splits/, evaluation/)")
-    parser.add_argument("--split", default="val", choices=("train", "val", "test"))
+    parser.add_argument("--split", default="val", choices=("train", "val", "test"), help="split to score")
     parser.add_argument("--out", type=Path, default=None, help="write every report to this JSON file")
     parser.add_argument("--per-category", action="store_true", help="also score each HiREST category")
     parser.add_argument(
@@ -24,22 +24,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="sentence-transformers folder for the nearest-caption query embeddings "
-        "(if omitted, the bundled all-MiniLM-L6-v2)",
+        "(default: the bundled all-MiniLM-L6-v2)",
     )
     add_caption_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from quag.evaluation.baselines import run_baselines
+    from quag.evaluation.baselines import QueryEmbedding, run_baselines
     from quag.evaluation.evaluate import format_rows
     from quag.io import atomic_write_json
+    from quag.pipeline.text import MiniLMEncoder
 
-    embed = None
-    if args.minilm is not None:
-        from quag.pipeline.text import MiniLMEncoder
-
-        embed = MiniLMEncoder(args.minilm).encode
     start = time.perf_counter()
+    encoder = MiniLMEncoder(args.minilm)
+    # the report names the bundled model; a folder given with --minilm is reported as "given embedder"
+    embed: QueryEmbedding = encoder if args.minilm is None else encoder.encode
     result = run_baselines(
         args.data,
         args.split,

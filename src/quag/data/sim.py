@@ -38,6 +38,7 @@ import torch
 from quag.data import annotations as A
 from quag.data.features import FeatureLayout, FeatureSpec
 from quag.data.srt import Cue, format_srt
+from quag.data.text_encoder import Encode, TextEncoder, encode_function
 from quag.io import atomic_path, atomic_torch_save, atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -72,9 +73,9 @@ CHATTER = (
 SIM_SPEC = FeatureSpec(
     visual_encoder="sim-minilm-proj1024",
     visual_dim=1024,
-    asr_model="sim-pseudo-transcript",
-    asr_encoder="all-MiniLM-L6-v2",
-    asr_dim=384,
+    transcript_model="sim-pseudo-transcript",
+    transcript_encoder="all-MiniLM-L6-v2",
+    transcript_dim=384,
     query_encoder="all-MiniLM-L6-v2",
     query_dim=384,
     query_file="query_feats_all-MiniLM-L6-v2.pt",
@@ -239,7 +240,7 @@ def build_sim(
     source: str | Path,
     out: str | Path,
     cfg: SimConfig,
-    encode: Callable[[list[str]], np.ndarray] | None = None,
+    encode: TextEncoder | Encode,
     progress: bool = True,
 ) -> dict[str, int]:
     """Write HiREST-sim to ``out`` from the annotation root ``source``; returns videos per split.
@@ -251,7 +252,8 @@ def build_sim(
         source: annotation root (``splits/``, ``evaluation/``, ``val_testing/``), e.g. ``data/hirest``.
         out: dataset root to write.
         cfg: what to build.
-        encode: text -> (N, 384) unit-norm embeddings; default all-MiniLM-L6-v2 (offline).
+        encode: text encoder (or its ``texts -> (N, 384)`` function) with unit-norm rows; HiREST-sim is defined
+            with all-MiniLM-L6-v2 (``quag.pipeline.text.MiniLMEncoder``, which ``quag make-sim`` passes).
         progress: show a progress bar.
     """
     source, out = Path(source), Path(out)
@@ -266,12 +268,13 @@ def build_sim(
             )
     elif any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not a HiREST-sim build; refusing to write into it")
+    if isinstance(encode, TextEncoder) and encode.dim != SIM_SPEC.query_dim:
+        raise ValueError(
+            f"HiREST-sim is built from {SIM_SPEC.query_dim}-d all-MiniLM-L6-v2 embeddings; "
+            f"{encode.name} gives {encode.dim}-d ones"
+        )
     atomic_write_json(marker, asdict(cfg))
-    if encode is None:
-        from quag.pipeline.text import MiniLMEncoder
-
-        encode = MiniLMEncoder().encode
-    emb = _TextCache(encode)
+    emb = _TextCache(encode_function(encode))
 
     splits = {"train": cfg.train_videos, "val": cfg.val_videos}
     chosen: dict[str, list[A.VideoAnnotation]] = {}
@@ -291,7 +294,7 @@ def build_sim(
     # pass 1: draw every video's script (cheap) so that all texts are embedded in one batched pass
     todo = []
     for v in every:
-        paths = (layout.visual_path(v.video), layout.srt_path(v.video), layout.asr_feat_path(v.video))
+        paths = (layout.visual_path(v.video), layout.srt_path(v.video), layout.transcript_feat_path(v.video))
         if all(p.is_file() for p in paths):
             continue  # resumed build: this video is done (files are written atomically)
         rng = _rng(cfg.seed, "video", v.video)

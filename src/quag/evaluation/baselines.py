@@ -14,7 +14,8 @@ moment_segmentation  ``uniform_steps``   the GT moment ``[first step start, last
                                          ``K`` = the train median number of steps per video (rounded half up)
 step_captioning      ``nearest_caption`` for an evaluated video with query ``q``: the train video with steps
                                          whose query is most similar to ``q`` (cosine of sentence embeddings,
-                                         default all-MiniLM-L6-v2; ties -> first in the train file); its step
+                                         all-MiniLM-L6-v2 in ``quag baselines``; ties -> first in the train
+                                         file); its step
                                          headings are assigned to the evaluated steps in order, repeating its
                                          last heading when it has fewer steps
 step_captioning      ``frequent_caption`` the most frequent train step heading (lowercased, stripped; ties ->
@@ -28,19 +29,21 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from quag.data.annotations import EVAL_GT_FILES, VideoAnnotation, load_split
+from quag.data.text_encoder import Encode, TextEncoder, encode_function
 from quag.evaluation.captions import CaptionOptions
 from quag.evaluation.evaluate import evaluate_predictions
 from quag.evaluation.ground_truth import Categories, StepGroundTruth, step_ground_truth, steps_from_split
 from quag.evaluation.metrics.captioning import MeteorScorer
 
-Embedder = Callable[[list[str]], np.ndarray]
+QueryEmbedding = TextEncoder | Encode | Mapping[str, np.ndarray]
+"""A sentence encoder, its ``texts -> (N, D)`` function, or a precomputed ``{text: vector}`` table."""
 
 
 def _train_step_videos(train: Iterable[VideoAnnotation]) -> list[VideoAnnotation]:
@@ -105,14 +108,14 @@ def constant_captions(ground_truth: Mapping[str, StepGroundTruth], caption: str)
     return {video: {"captions": [{"sentence": caption} for _ in gt.sentences]} for video, gt in ground_truth.items()}
 
 
-def _embedding_table(texts: Sequence[str], embed: Embedder | Mapping[str, np.ndarray]) -> np.ndarray:
+def _embedding_table(texts: Sequence[str], embed: QueryEmbedding) -> np.ndarray:
     if isinstance(embed, Mapping):
         missing = [t for t in texts if t not in embed]
         if missing:
             raise KeyError(f"no precomputed embedding for {len(missing)} queries, e.g. {missing[0]!r}")
         table = np.stack([np.asarray(embed[t], dtype=np.float64) for t in texts])
     else:
-        table = np.asarray(embed(list(texts)), dtype=np.float64)
+        table = np.asarray(encode_function(embed)(list(texts)), dtype=np.float64)
     if table.shape[0] != len(texts):
         raise ValueError(f"the embedder returned {table.shape[0]} rows for {len(texts)} texts")
     norms = np.linalg.norm(table, axis=1, keepdims=True)
@@ -123,7 +126,7 @@ def nearest_train_captions(
     train: Iterable[VideoAnnotation],
     videos: Iterable[VideoAnnotation],
     ground_truth: Mapping[str, StepGroundTruth],
-    embed: Embedder | Mapping[str, np.ndarray],
+    embed: QueryEmbedding,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Official step-captioning predictions copied from the train video with the most similar query.
 
@@ -131,7 +134,7 @@ def nearest_train_captions(
         train: train split records.
         videos: records of the evaluated split (they give each GT video its query).
         ground_truth: ``{video: StepGroundTruth}`` to caption.
-        embed: ``texts -> (N, D)`` sentence embeddings, or a precomputed ``{text: vector}`` table.
+        embed: a sentence encoder, its ``texts -> (N, D)`` function, or a precomputed ``{text: vector}`` table.
 
     Returns:
         ``(predictions, {evaluated video: train video it copied})``.
@@ -162,18 +165,11 @@ def nearest_train_captions(
     return preds, source
 
 
-def _default_embedder() -> tuple[Embedder, str]:
-    from quag.pipeline.text import MiniLMEncoder
-
-    encoder = MiniLMEncoder()
-    return encoder.encode, encoder.name
-
-
 def run_baselines(
     root: str | Path,
     split: str = "val",
     *,
-    embed: Embedder | Mapping[str, np.ndarray] | None = None,
+    embed: QueryEmbedding,
     caption_options: CaptionOptions | None = None,
     per_category: bool = False,
     meteor: MeteorScorer | None = None,
@@ -183,6 +179,15 @@ def run_baselines(
     Moment retrieval is scored against the split file; segmentation and captioning against the split's
     formatted step file when the root has one (``val_testing/formated_moment_evaluation_gt.json``,
     ``evaluation/formatted_moment_evaluation_gt.json``), else against the split file's steps.
+
+    Args:
+        root: HiREST root (``splits/``, ``evaluation/``).
+        split: split to score.
+        embed: query embeddings of ``nearest_caption``: an encoder (reported by its name; ``quag baselines``
+            passes all-MiniLM-L6-v2), a ``texts -> (N, D)`` function or a precomputed ``{text: vector}`` table.
+        caption_options: step-captioning metrics and scorers.
+        per_category: also score each HiREST category.
+        meteor: a running METEOR scorer to reuse (default: one started and closed here).
 
     Returns:
         ``{"split", "ground_truth", "parameters", "results": {task: {baseline: report}}, "notes"}``.
@@ -194,9 +199,10 @@ def run_baselines(
     categories = None
     if per_category:
         categories = Categories.from_file(root / "evaluation" / "categories.json")
-    embed_name = "precomputed table" if isinstance(embed, Mapping) else "given embedder"
-    if embed is None:
-        embed, embed_name = _default_embedder()
+    if isinstance(embed, Mapping):
+        embed_name = "precomputed table"
+    else:
+        embed_name = embed.name if isinstance(embed, TextEncoder) else "given embedder"
 
     relative = mean_relative_span(train)
     k = median_num_steps(train)

@@ -7,9 +7,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from quag.checkpoint import load_checkpoint
 from quag.config import apply_overrides, config_from_dict, config_to_dict
 from quag.data import annotations as A
 from quag.data.datasets import build_datasets, make_store
+from quag.evaluation.selection import evaluate_task_predictions, selection_score
+from quag.inference.device import resolve_device
 from quag.inference.runner import TaskPredictions, predict_end_to_end, predict_task, video_records
 from quag.io import atomic_write_json, atomic_write_jsonl
 from quag.tasks import Task
@@ -48,9 +51,6 @@ def run_inference(
     Returns:
         ``{"files": [...], "metrics": {...}, "metrics_file": path}``.
     """
-    from quag.training.checkpoint import load_checkpoint
-    from quag.training.recipe import evaluate_task_predictions, resolve_device, selection_score
-
     dev = resolve_device(device)
     model, cfg, spec, _ = load_checkpoint(checkpoint, dev)
     bad = [o for o in overrides or [] if not o.startswith("eval.")]
@@ -89,7 +89,9 @@ def run_inference(
         files.append(str(atomic_write_jsonl(out / f"{split}_end_to_end.jsonl", records)))
     summary: dict[str, Any] = {"files": files}
     if evaluate and preds:
-        metrics = evaluate_task_predictions(preds, videos, caption_metrics=caption_metrics)
+        metrics = evaluate_task_predictions(
+            {t: p.official for t, p in preds.items()}, videos, caption_metrics=caption_metrics
+        )
         metrics["mean_score"] = selection_score(metrics)
         if "moment_segmentation" in preds:  # the official protocol: clip to, and refill from, the GT moment
             from quag.evaluation.evaluate import evaluate_predictions, flat_metrics

@@ -4,7 +4,7 @@ One loop, top to bottom: every step takes one single-task batch from :class:`~qu
 (a seeded, proportional interleave of the tasks), computes ``L_task + lambda * L_msp`` (Eq. 15), clips the
 gradient norm, steps AdamW and the linear warm-up/decay schedule. Validation decodes the val split with the same
 functions as ``quag infer`` and scores it with :mod:`quag.evaluation`; the best checkpoint is the one with the
-highest ``val/mean_score`` (see :func:`selection_score`).
+highest ``val/mean_score`` (see :func:`~quag.evaluation.selection.selection_score`).
 
 Run directory ``runs/<name>/``: ``config.yaml``, ``train.log``, ``metrics.jsonl``, ``checkpoints/{last,best}/``,
 ``predictions/val_*.json`` and ``val_predictions.jsonl`` of the best epoch.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,41 +30,29 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from quag.checkpoint import CheckpointMeta, load_trainer_state, load_weights, read_checkpoint_info, save_checkpoint
 from quag.config import ExperimentConfig, save_config
 from quag.data import annotations as A
 from quag.data.datasets import build_datasets, make_store
 from quag.data.features import FeatureSpec
 from quag.data.multitask import MultiTaskLoader
+from quag.evaluation.selection import evaluate_task_predictions, selection_score
+from quag.inference.device import resolve_device
 from quag.inference.runner import TaskPredictions, merge_task_predictions, predict_task, video_records
 from quag.io import atomic_write_json, atomic_write_jsonl
 from quag.models import build_model
 from quag.models.losses import total_loss
 from quag.tasks import Task
 from quag.training import distributed as D
-from quag.training.checkpoint import (
-    CheckpointMeta,
-    load_trainer_state,
-    load_weights,
-    read_checkpoint_info,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
 from quag.training.memory import pin_mmap_threshold
 from quag.training.optim import build_optimizer, build_scheduler
 
 logger = logging.getLogger(__name__)
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def check_model_matches_features(cfg: ExperimentConfig, spec: FeatureSpec) -> None:
     """The model's input widths must equal the feature files' (clear error naming the config key)."""
-    pairs = [("visual_dim", spec.visual_dim), ("asr_dim", spec.asr_dim), ("query_dim", spec.query_dim)]
+    pairs = [("visual_dim", spec.visual_dim), ("transcript_dim", spec.transcript_dim), ("query_dim", spec.query_dim)]
     bad = [
         f"model.{k}={getattr(cfg.model, k)} but the features have {v}" for k, v in pairs if getattr(cfg.model, k) != v
     ]
@@ -74,44 +63,16 @@ def check_model_matches_features(cfg: ExperimentConfig, spec: FeatureSpec) -> No
         )
 
 
-def selection_score(metrics: dict[str, float]) -> float:
-    """``val/mean_score``: mean over the trained tasks of one score per task (all on a 0-100 scale).
-
-    moment retrieval: mean of R@0.5 and R@0.7; moment segmentation: mean of recall and precision at IoU 0.5 and
-    0.7 (our predictions, no ground-truth refill); step captioning: CIDEr.
-    """
-    parts = []
-    mr = [metrics[k] for k in ("moment_retrieval/R@0.5", "moment_retrieval/R@0.7") if k in metrics]
-    if mr:
-        parts.append(sum(mr) / len(mr))
-    ms = [v for k, v in metrics.items() if k.startswith("moment_segmentation/") and ("recall" in k or "precision" in k)]
-    if ms:
-        parts.append(sum(ms) / len(ms))
-    if "step_captioning/CIDEr" in metrics:
-        parts.append(metrics["step_captioning/CIDEr"])
-    return float(sum(parts) / len(parts)) if parts else float("nan")
+def rng_state() -> dict[str, Any]:
+    """This process's torch, NumPy and Python RNG states (saved per rank in ``trainer_state.pt``)."""
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
 
 
-def evaluate_task_predictions(
-    preds: dict[Task, TaskPredictions],
-    videos: list[A.VideoAnnotation],
-    caption_metrics: tuple[str, ...] = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr"),
-) -> dict[str, float]:
-    """Score predictions of a split with the official metrics; flat ``{"<task>/<metric>": value}``.
-
-    Moment segmentation is scored on the predicted segments as they are (no ground-truth refill).
-    """
-    from quag.evaluation.captions import CaptionOptions
-    from quag.evaluation.evaluate import evaluate_predictions, flat_metrics
-
-    out: dict[str, float] = {}
-    for task, p in preds.items():
-        opts: dict[str, Any] = {}
-        if task == "step_captioning":
-            opts["caption_options"] = CaptionOptions(metrics=tuple(caption_metrics))
-        report = evaluate_predictions(p.official, videos, task, **opts)
-        out.update({k: float(v) for k, v in flat_metrics(report).items() if isinstance(v, (int, float))})
-    return out
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
 
 
 @dataclass
@@ -273,7 +234,9 @@ class TrainRecipe:
         self.raw_model.train()
         metrics: dict[str, float] = {}
         if self.dist.is_main:
-            metrics = evaluate_task_predictions(preds, self.val_videos, tuple(self.cfg.eval.val_caption_metrics))
+            metrics = evaluate_task_predictions(
+                {t: p.official for t, p in preds.items()}, self.val_videos, tuple(self.cfg.eval.val_caption_metrics)
+            )
             metrics["mean_score"] = selection_score(metrics)
         return D.broadcast_object(metrics), preds
 

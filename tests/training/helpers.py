@@ -30,5 +30,5 @@ def tiny_overrides(root: Path, out: Path, *extra: str) -> list[str]:
     return [f"data.root={root}", f"output_dir={out}", "name=tiny", *TINY, *extra]
 
 
-def tiny_config(root: Path, out: Path, *extra: str) -> ExperimentConfig:
+def tiny_experiment(root: Path, out: Path, *extra: str) -> ExperimentConfig:
     return load_config(None, tiny_overrides(root, out, *extra))

@@ -11,20 +11,22 @@
 
 The folder is assembled under a temporary name and renamed into place, so a crash never leaves a half-written
 checkpoint; the previous one with the same name is replaced only after the new one is complete.
+
+Training writes checkpoints and reads them back to resume; inference, the predictor and the demo read them. This
+module sits below all of them (see docs/architecture.md) and holds only reading and writing: what goes into
+``trainer_state.pt`` (optimizer, scheduler, RNG states) is assembled by the training recipe.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from quag import __version__
@@ -48,16 +50,6 @@ class CheckpointMeta:
     metrics: dict[str, float] = field(default_factory=dict)
     best_metric: float | None = None
     quag_version: str = __version__
-
-
-def rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
 
 
 def save_checkpoint(
