@@ -1,4 +1,4 @@
-"""Fixtures of the model tests; the helpers themselves live in ``model_helpers``."""
+"""Fixtures of the model tests; the helpers themselves live in ``tests.models.helpers``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import torch
-from model_helpers import make_batch
 
 from quag.data.collate import Batch
 from quag.tasks import TASKS
+from tests.models.helpers import make_batch
 
 
 @pytest.fixture(autouse=True)

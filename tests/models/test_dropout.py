@@ -1,7 +1,8 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
-from quag.models.layers import Dropout, dropout
+from quag.models.layers import Dropout, dropout, scaled_dot_product_attention
 
 
 def test_drop_rate_scale_and_gradient() -> None:
@@ -34,3 +35,15 @@ def test_masks_follow_the_global_seed() -> None:
     torch.manual_seed(5)
     b = dropout(x, 0.5)
     assert torch.equal(a, b) and not torch.equal(a, dropout(x, 0.5))
+
+
+def test_attention_dropout_is_unbiased_and_off_means_sdpa() -> None:
+    """p = 0 is PyTorch's SDPA; with p > 0 (the CPU path through :func:`dropout`) the mean output is SDPA's."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 4, 8, generator=g) for _ in range(3))
+    mask = torch.tensor([True, True, True, False]).expand(2, 1, 1, 4)  # the last key is padding
+    want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.equal(scaled_dot_product_attention(q, k, v, mask), want)
+    torch.manual_seed(0)
+    mean = torch.stack([scaled_dot_product_attention(q, k, v, mask, 0.1) for _ in range(2000)]).mean(0)
+    torch.testing.assert_close(mean, want, rtol=0, atol=0.05)

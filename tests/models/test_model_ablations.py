@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 import torch
-from model_helpers import make_batch, tiny_config
 
 from quag.models import build_model
 from quag.models.losses import total_loss
 from quag.tasks import TASKS
+from tests.models.helpers import make_batch, tiny_config
 
 ABLATIONS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -22,7 +22,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "channel gate only (Table 7)": {"qc2_gates": "channel"},
     "Base, mean pooling (Table 7)": {"qc2_gates": "none"},
     "separate cross-attention": {"msp_separate_cross_attention": True},
-    "reference padding": {"mask_padding": False},
+    "reference padding": {"padding": "reference"},
 }
 
 

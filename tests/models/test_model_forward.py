@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_helpers import make_batch, tiny_config
 
 from quag.models import (
     CaptionOutput,
@@ -14,6 +13,7 @@ from quag.models import (
     SegmentationOutput,
     build_model,
 )
+from tests.models.helpers import make_batch, tiny_config
 
 
 def test_build_model_dispatches_on_arch() -> None:
@@ -53,7 +53,7 @@ def test_front_and_context_reproduce_forward(arch: str) -> None:
     cfg = tiny_config(arch)
     model = build_model(cfg).eval()
     batch = make_batch("moment_segmentation", [6, 9], cfg)
-    front = model.encode_front(batch.video, batch.asr, batch.query, batch.video_mask)
+    front = model.encode_front(batch.video, batch.transcript, batch.query_embedding, batch.video_mask)
     h = model.encode_context(front.features, batch.video_mask, batch.moment_mask, batch.boundary_mask)
     assert h.shape == (2, 9, cfg.hidden_dim)
     torch.testing.assert_close(model.segment_logits(h), model(batch).logits, rtol=0, atol=0)
@@ -83,3 +83,24 @@ def test_runs_under_bf16_autocast(arch: str, task: str) -> None:
         out = model(batch)
     logits = out.start_logits if task == "moment_retrieval" else out.logits
     assert torch.isfinite(logits.float()).all()
+
+
+def test_encode_reproduces_forward(arch: str, task: str) -> None:
+    """``encode`` (front end + context encoder) and the task's head give exactly the training forward's logits."""
+    cfg = tiny_config(arch)
+    model = build_model(cfg).eval()
+    batch = make_batch(task, [6, 9], cfg)
+    enc, out = model.encode(batch), model(batch)
+    if isinstance(out, MomentRetrievalOutput):
+        got, want = torch.stack(model.moment_logits(enc.hidden)), torch.stack([out.start_logits, out.end_logits])
+    elif isinstance(out, SegmentationOutput):
+        got, want = model.segment_logits(enc.hidden), out.logits
+    else:
+        got = model.decoder(batch.caption_ids, enc.hidden, batch.video_mask, input_mask=batch.caption_mask)[0]
+        want = out.logits
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    if out.msp_loss is None:
+        assert enc.msp_loss is None
+    else:
+        assert enc.msp_loss is not None
+        torch.testing.assert_close(enc.msp_loss, out.msp_loss, rtol=0, atol=0)

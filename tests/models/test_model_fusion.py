@@ -7,12 +7,12 @@ import math
 
 import pytest
 import torch
-from model_helpers import tiny_config
 from torch import nn
 
 from quag.models import build_model
-from quag.models.fusion import MSP, QC2, info_nce
+from quag.models.fusion import MSP, QC2, fuse_audio_visual, fuse_query, info_nce
 from quag.models.layers import MultiHeadAttention, PostLNTransformerLayer, masked_mean, relative_time
+from tests.models.helpers import tiny_config
 
 
 def test_info_nce_matches_hand_computation_3x3() -> None:
@@ -127,3 +127,18 @@ def test_post_ln_layer_matches_torch_transformer_encoder_layer() -> None:
     mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
     expected = theirs(x, src_key_padding_mask=~mask)
     torch.testing.assert_close(ours(x, mask)[mask], expected[mask], rtol=1e-5, atol=1e-5)
+
+
+def test_trunk_steps_run_the_module_or_the_table_4_ablation() -> None:
+    """fuse_audio_visual: MSP, or V + A without L_msp; fuse_query: QC2, or element-wise query gating."""
+    torch.manual_seed(0)
+    msp, qc2 = MSP(8, 2, 0.0).eval(), QC2(8, 2, 0.0).eval()
+    v, a, q = torch.randn(2, 5, 8), torch.randn(2, 5, 8), torch.randn(2, 8)
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    av, loss = fuse_audio_visual(msp, v, a, mask)
+    want_av, want_loss = msp(v, a, mask)
+    assert torch.equal(av, want_av) and loss is not None and torch.equal(loss, want_loss)
+    summed, no_loss = fuse_audio_visual(None, v, a, mask)
+    assert torch.equal(summed, v + a) and no_loss is None
+    assert torch.equal(fuse_query(qc2, av, q, mask), qc2(av, q, mask))
+    assert torch.equal(fuse_query(None, av, q, mask), av * q[:, None, :])

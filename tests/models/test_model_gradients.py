@@ -7,11 +7,11 @@ In a round-robin step only one task's head is used: the other heads get no gradi
 from __future__ import annotations
 
 import torch
-from model_helpers import make_batch, tiny_config
 
 from quag.models import build_model
 from quag.models.losses import total_loss
 from quag.tasks import TASKS
+from tests.models.helpers import make_batch, tiny_config
 
 SHARED = {
     "quag": ("embed.", "msp.", "qc2.", "context.time_mlp.", "context.mask_embed.", "encoder."),

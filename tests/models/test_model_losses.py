@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from model_helpers import make_batch, tiny_config
 
 from quag.models.losses import (
     moment_retrieval_loss,
@@ -16,6 +15,7 @@ from quag.models.losses import (
     total_loss,
 )
 from quag.models.outputs import CaptionOutput, MomentRetrievalOutput, SegmentationOutput
+from tests.models.helpers import make_batch, tiny_config
 
 
 def _bce(x: float, y: float) -> float:

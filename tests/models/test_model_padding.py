@@ -6,13 +6,13 @@ The reference masks nothing (``mask_padding=False`` reproduces it); there, paddi
 from __future__ import annotations
 
 import torch
-from model_helpers import make_batch, tiny_config
 
 from quag.data.collate import Batch
 from quag.models import build_model
+from tests.models.helpers import make_batch, tiny_config
 
 LENGTHS = [5, 11, 8]
-FRAME_AXIS = {"video", "asr", "video_mask", "moment_mask", "boundary_mask"}
+FRAME_AXIS = {"video", "transcript", "video_mask", "moment_mask", "boundary_mask"}
 
 
 def _single(batch: Batch, i: int) -> Batch:
@@ -49,7 +49,7 @@ def test_padded_batch_equals_one_by_one(arch: str, task: str) -> None:
 
 def test_reference_mode_leaks_padding() -> None:
     """With ``mask_padding=False`` (the reference), the same video's outputs depend on its batch mates."""
-    cfg = tiny_config("quag", mask_padding=False)
+    cfg = tiny_config("quag", padding="reference")
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     batch = make_batch("moment_retrieval", LENGTHS, cfg, seed=3)
@@ -61,7 +61,7 @@ def test_reference_mode_leaks_padding() -> None:
 
 def test_reference_mode_msp_mean_divides_the_full_sum_by_valid_frames() -> None:
     """The reference's global feature: sum over all T rows (padding included) / number of valid frames."""
-    cfg = tiny_config("quag", mask_padding=False)
+    cfg = tiny_config("quag", padding="reference")
     msp = build_model(cfg).msp
     x = torch.randn(2, 4, 3)
     mask = torch.tensor([[True, True, False, False], [True, True, True, True]])

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 import torch
-from model_helpers import MANIFESTS, make_batch, tiny_config
 
 from quag.config import ModelConfig
 from quag.models import build_model, count_parameters
@@ -22,6 +21,7 @@ from quag.models.reference_compat import (
     read_manifest,
     reference_key_map,
 )
+from tests.models.helpers import MANIFESTS, make_batch, tiny_config
 
 MANIFEST = {"quag": MANIFESTS / "quag_state_dict.txt", "joint": MANIFESTS / "joint_state_dict.txt"}
 

@@ -16,7 +16,7 @@ from quag.tvsum.losses import (
 from quag.tvsum.model import TVSumQuag
 
 
-def tiny_config(**kw: object) -> TVSumModelConfig:
+def tiny_tvsum_config(**kw: object) -> TVSumModelConfig:
     base = dict(visual_dim=12, audio_dim=10, query_dim=6, hidden_dim=16, num_heads=2, ffn_dim=32)
     base.update(kw)
     return TVSumModelConfig(**base)  # type: ignore[arg-type]
@@ -41,7 +41,7 @@ def test_paper_defaults() -> None:
 @pytest.mark.parametrize(("use_msp", "use_qc2"), [(True, True), (False, True), (True, False)])
 def test_shapes_and_padding_invariance(use_msp: bool, use_qc2: bool) -> None:
     torch.manual_seed(0)
-    model = TVSumQuag(tiny_config(use_msp=use_msp, use_qc2=use_qc2)).eval()
+    model = TVSumQuag(tiny_tvsum_config(use_msp=use_msp, use_qc2=use_qc2)).eval()
     visual, audio, query, mask = inputs()
     out = model(visual, audio, query, mask, negative_query=query.roll(1, 0))
     assert out.scores.shape == out.negative_scores.shape == (3, 7)
@@ -54,7 +54,7 @@ def test_shapes_and_padding_invariance(use_msp: bool, use_qc2: bool) -> None:
 
 def test_negative_query_changes_only_the_query_path() -> None:
     torch.manual_seed(0)
-    model = TVSumQuag(tiny_config()).eval()
+    model = TVSumQuag(tiny_tvsum_config()).eval()
     visual, audio, query, mask = inputs()
     out = model(visual, audio, query, mask, negative_query=query)
     torch.testing.assert_close(out.negative_scores, out.scores)
@@ -64,7 +64,7 @@ def test_negative_query_changes_only_the_query_path() -> None:
 
 def test_every_parameter_gets_a_gradient() -> None:
     torch.manual_seed(0)
-    model = TVSumQuag(tiny_config()).train()
+    model = TVSumQuag(tiny_tvsum_config()).train()
     visual, audio, query, mask = inputs()
     out = model(visual, audio, query, mask, negative_query=query.roll(1, 0))
     target = torch.rand(3, 7) * mask

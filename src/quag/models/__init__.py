@@ -6,13 +6,14 @@ Shape letters used in every docstring and shape comment of this package:
 |---|---|
 | B | batch |
 | T | video clips (frames at 1 fps, padded to the longest video of the batch) |
-| D | fused feature width (QUAG 768; Joint E = 512) |
-| H | encoder output / caption-decoder width (768) |
+| H | ``hidden_dim``: width of the temporal encoder, the heads and the caption decoder (768) |
+| E | ``joint_fusion_dim``: the Joint baseline's fusion width (512), projected to H by its encoder |
+| D | width of a generic block (QUAG fuses at D = H, Joint at D = E) |
 | L | caption tokens |
 | V | vocabulary (30,522) |
 | N | rows seen by the decoder (B, or B x beams while decoding) |
 | nh, hd | attention heads, head width |
-| Dv, Da, Dq | input widths of frames (1024), ASR (384) and query (1024) |
+| Dv, Da, Dq | input widths of frames (1024), audio stream (HiREST: the transcript, 384) and query (1024) |
 
 Masks are ``torch.bool`` with True = valid (a real frame, a real token); they are converted only at the
 attention call. Time is in clip indices here; seconds exist only outside the model.
@@ -40,7 +41,8 @@ from quag.models.quag import QuagModel
 from quag.models.summary import count_parameters
 
 HiRESTModel = QuagModel | JointModel
-"""Either model; both expose the same methods (``encode_front``, ``encode_context``, heads, ``decoder``)."""
+"""Either model; both expose the same methods (``encode_front``, ``encode_context``, ``encode``, ``heads``,
+``decoder``, ``moment_logits``, ``segment_logits``)."""
 
 
 def build_model(cfg: ModelConfig) -> HiRESTModel:

@@ -1,4 +1,4 @@
-"""Step-caption decoder in the CLIP4Caption style, with key/value caching (paper Eq. 11; reference-anatomy 2.3).
+"""Step-caption decoder in the CLIP4Caption style, with key/value caching (paper Eq. 11; docs/models.md).
 
 Architecture (CLIP4Caption's ``DecoderModel`` with BERT embeddings):
 

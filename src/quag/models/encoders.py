@@ -1,7 +1,8 @@
 """Input projections, the context embeddings and the CLIP4Caption visual encoder of the Joint baseline.
 
-Reference: reference-anatomy sections 2.2 (Joint, steps 1-8) and 2.7 (QUAG, item 1). The frame, ASR and query
-features are precomputed (EVA-CLIP-g 1024-d frames and query, MiniLM 384-d per-second ASR).
+The authors' layers are described in docs/models.md (Joint and QUAG input embeddings) and every departure from
+them in docs/reference.md. On HiREST the frame, transcript and query features are precomputed (EVA-CLIP-g 1024-d
+frames and query, MiniLM 384-d per-second transcript embeddings).
 """
 
 from __future__ import annotations
@@ -19,27 +20,30 @@ BERT_NORM_EPS = 1e-12
 
 
 class InputEmbedding(nn.Module):
-    """Project frames, ASR and the query into one width (paper "Multi-modal Input Embedding").
+    """Project frames, audio and the query into one width (paper "Multi-modal Input Embedding").
+
+    The second stream is the paper's audio representation R_a: on HiREST the speech transcript's per-second
+    MiniLM embeddings, on TVSum PANN audio embeddings.
 
     - video: ``Linear(Dv -> D)`` then CLIP4Caption's ``normalize_video`` (LayerNorm, eps 1e-12); with
       ``visual_dim=0`` (a speech-only model, no frame features) the video stream is all zeros and no video
       parameters are built;
-    - ASR: ``LayerNorm(Da)`` then ``Linear(Da -> D)`` (silent or padded zero rows become the projected
+    - audio: ``LayerNorm(Da)`` then ``Linear(Da -> D)`` (silent or padded zero rows become the projected
       LayerNorm bias, not zero, exactly as in the reference);
     - query: ``Linear(Dq -> D)`` then L2 normalisation.
 
     Args:
         visual_dim: Dv, frame-feature width; 0 = no visual stream.
-        asr_dim: Da, transcript-feature width.
+        audio_dim: Da, audio-feature width (HiREST: the transcript embeddings, ``ModelConfig.transcript_dim``).
         query_dim: Dq, query-embedding width.
-        dim: D, output width.
+        dim: D, output width (QUAG: H; Joint: its fusion width E).
 
     Shapes:
-        - video: (B, T, Dv) (Dv may be 0); asr: (B, T, Da); query: (B, Dq).
-        - output: video (B, T, D), asr (B, T, D), query (B, D).
+        - video: (B, T, Dv) (Dv may be 0); audio: (B, T, Da); query: (N, Dq), usually N = B.
+        - output: video (B, T, D), audio (B, T, D), query (N, D).
     """
 
-    def __init__(self, visual_dim: int, asr_dim: int, query_dim: int, dim: int) -> None:
+    def __init__(self, visual_dim: int, audio_dim: int, query_dim: int, dim: int) -> None:
         super().__init__()
         if visual_dim < 0:
             raise ValueError(f"visual_dim must be >= 0 (0 = speech-only), got {visual_dim}")
@@ -48,19 +52,20 @@ class InputEmbedding(nn.Module):
         if visual_dim > 0:
             self.video_proj = nn.Linear(visual_dim, dim)
             self.video_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
-        self.asr_norm = nn.LayerNorm(asr_dim)
-        self.asr_proj = nn.Linear(asr_dim, dim)
+        # the "asr_" names keep the state-dict keys of saved checkpoints and of reference_compat's key map
+        self.asr_norm = nn.LayerNorm(audio_dim)
+        self.asr_proj = nn.Linear(audio_dim, dim)
         self.query_proj = nn.Linear(query_dim, dim)
 
     def forward(
-        self, video: torch.Tensor, asr: torch.Tensor, query: torch.Tensor
+        self, video: torch.Tensor, audio: torch.Tensor, query: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        a = self.asr_proj(self.asr_norm(asr))  # (B, T, D)
+        a = self.asr_proj(self.asr_norm(audio))  # (B, T, D)
         if self.video_proj is None or self.video_norm is None:
             v = a.new_zeros(a.shape)  # speech-only: a silent visual stream, the rest of the network unchanged
         else:
             v = self.video_norm(self.video_proj(video))  # (B, T, D)
-        q = F.normalize(self.query_proj(query), dim=-1)  # (B, D)
+        q = F.normalize(self.query_proj(query), dim=-1)  # (N, D)
         return v, a, q
 
 
@@ -97,7 +102,7 @@ class ContextEmbedding(nn.Module):
 
 
 class Clip4CaptionVisualEncoder(nn.Module):
-    """CLIP4Caption's visual encoder as the Joint baseline uses it (reference-anatomy 2.2, step 8).
+    """CLIP4Caption's visual encoder as the Joint baseline uses it (docs/models.md).
 
     ``Linear(E -> H)`` ("word_embeddings") plus learned positions 0..T-1, LayerNorm (eps 1e-12), dropout, then
     BERT post-LN layers (erf-GELU FFN). The reference's unused pooler is not built.

@@ -1,9 +1,15 @@
-"""QUAG's two fusion modules: MSP (modality-synergistic perception) and QC2 (query-centric cognition).
+"""QUAG's two fusion modules, MSP (modality-synergistic perception) and QC2 (query-centric cognition), and the
+two steps of the QUAG trunk that run them or their ablations (:func:`fuse_audio_visual`, :func:`fuse_query`).
 
 Paper: Tu et al., "Query-centric Audio-Visual Cognition Network for Moment Retrieval, Segmentation and
 Step-Captioning", AAAI 2025 (https://arxiv.org/abs/2412.13543), section "Query-centric Audio-visual Cognition",
 Eq. 1-8. Reference code: QUAG ``modeling_quag.py`` (``Align``, ``VAL``, ``foward_moment_shared``), described in
-reference-anatomy 2.7.
+docs/models.md.
+
+The trunk, shared by :class:`~quag.models.quag.QuagModel` (HiREST) and :class:`~quag.tvsum.model.TVSumQuag`:
+input embedding (:class:`~quag.models.encoders.InputEmbedding`) -> :func:`fuse_audio_visual` (MSP, or the sum of
+V and A) -> :func:`fuse_query` (QC2, or element-wise query gating). The audio stream A is the paper's R_a: the
+speech transcript's MiniLM embeddings on HiREST, PANN audio on TVSum.
 
 ``mask_padding=True`` (our default) excludes padded frames from every mean and every attention;
 ``mask_padding=False`` reproduces the reference exactly: the MSP global mean sums all T rows (padding included)
@@ -63,7 +69,10 @@ class CrossAttentionBlock(nn.Module):
 
 
 class MSP(nn.Module):
-    """Modality-synergistic perception (paper Eq. 1-4).
+    """Modality-synergistic perception (paper Eq. 1-4) between the visual stream V and the audio stream A.
+
+    A is the paper's audio representation R_a: on HiREST the speech transcript's per-second MiniLM embeddings,
+    on TVSum PANN audio embeddings.
 
     1. Global contrastive alignment: masked mean pooling of V and A (Eq. 1) and symmetric InfoNCE (Eq. 2) with
        a learnable temperature tau, initialised at ``temperature_init`` and clamped in place to
@@ -75,7 +84,7 @@ class MSP(nn.Module):
     3. Fusion (Eq. 4): ``Linear(2D -> D)([V'; A'])``, no activation.
 
     Args:
-        dim: D.
+        dim: D, the fusion width (QUAG fuses at H, ``hidden_dim``).
         num_heads: Cross-attention heads (12).
         dropout: Cross-attention dropout (0.1).
         attn_dropout: Attention-probability dropout (default: ``dropout``).
@@ -141,7 +150,7 @@ class QC2(nn.Module):
     - ``A_tc = A_te * A_ch`` (Eq. 6) gates the MSP output R_v~ (Eq. 7), not R_c;
     - ``R_m = A_tc * R_v~ + phi(R_c)`` (Eq. 8) with ``phi(x) = Linear(LN(x + Drop(MHSA(x))))``, the MHSA bias-free
       as in the reference, with no attention-probability dropout (``nn.MultiheadAttention``'s default; the
-      reference's state dict cannot show it, the anatomy lists only the residual dropout).
+      reference's state dict cannot show it, and its code applies only the residual dropout).
 
     ``gates`` selects the ablations of the paper's Table 7: ``both``; ``temporal`` (A_tc = A_te, "w/o A_ch");
     ``channel`` (A_tc = A_ch, "w/o A_te"); ``none`` ("Base": A_te and A_ch are replaced by the mean-pooling
@@ -195,3 +204,46 @@ class QC2(nn.Module):
                 gate = gate * torch.sigmoid(self.channel_gate(time_mean))  # (B, T, D)
         phi = self.out_proj(self.norm(r_c + self.dropout(self.self_attn(r_c, key_mask=mask))))  # (B, T, D)
         return gate * av + phi
+
+
+def fuse_audio_visual(
+    msp: MSP | None, video: torch.Tensor, audio: torch.Tensor, video_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """MSP (Eq. 1-4), or with ``msp=None`` the paper's "w/o MSP" ablation (Table 4): V + A and no L_msp.
+
+    Args:
+        msp: The MSP module, or None when the model is built without it.
+        video: V, embedded frames.
+        audio: A, the embedded audio stream R_a (HiREST: transcript; TVSum: PANN audio).
+        video_mask: True on real frames.
+
+    Returns:
+        The audio-visual features and L_msp (None without MSP).
+
+    Shapes:
+        - video, audio: (B, T, D); video_mask: (B, T) bool; output: (B, T, D) and a scalar.
+    """
+    if msp is None:
+        return video + audio, None
+    return msp(video, audio, video_mask)
+
+
+def fuse_query(qc2: QC2 | None, av: torch.Tensor, query: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
+    """QC2 (Eq. 5-8), or with ``qc2=None`` the paper's "w/o QC2" ablation (Table 4): the query gates the
+    audio-visual features element-wise, as in the Joint baseline.
+
+    Args:
+        qc2: The QC2 module, or None when the model is built without it.
+        av: Audio-visual features (the output of :func:`fuse_audio_visual`).
+        query: The embedded query.
+        video_mask: True on real frames.
+
+    Returns:
+        The query-conditioned features.
+
+    Shapes:
+        - av: (B, T, D); query: (B, D); video_mask: (B, T) bool; output: (B, T, D).
+    """
+    if qc2 is None:
+        return av * query[:, None, :]
+    return qc2(av, query, video_mask)

@@ -1,6 +1,6 @@
 """Caption decoding: batched beam search with the reference's semantics, and greedy decoding.
 
-The reference (CLIP4Caption's OpenNMT-style ``Beam``, reference-anatomy 2.6) decodes like this, and
+The reference (CLIP4Caption's OpenNMT-style ``Beam``, docs/models.md) decodes like this, and
 :func:`generate_beam` does the same, for the whole batch at once:
 
 - start from [CLS]; at most ``max_len`` decoding steps;

@@ -1,4 +1,4 @@
-"""Training losses, one function per task, and the per-step total of Eq. 15 (reference-anatomy 2.4-2.7).
+"""Training losses, one function per task, and the per-step total of Eq. 15 (docs/training.md, docs/reference.md).
 
 - moment retrieval: element-wise BCE-with-logits of the start and end logits against one-hot targets, summed
   over valid frames and divided by the number of valid frames in the batch; ``L = (L_start + L_end) / 2``.

@@ -9,10 +9,10 @@ from quag.config import ModelConfig
 
 # Fields that change parameter shapes; the reference totals hold only where they have the paper values.
 _SHAPE_FIELDS = {
-    "quag": ("hidden_dim", "num_encoder_layers", "ffn_dim", "visual_dim", "asr_dim", "query_dim", "use_msp",
+    "quag": ("hidden_dim", "num_encoder_layers", "ffn_dim", "visual_dim", "transcript_dim", "query_dim", "use_msp",
              "use_qc2", "qc2_gates", "msp_separate_cross_attention", "vocab_size", "decoder_layers",
              "decoder_max_positions"),
-    "joint": ("hidden_dim", "num_encoder_layers", "ffn_dim", "visual_dim", "asr_dim", "query_dim", "vocab_size",
+    "joint": ("hidden_dim", "num_encoder_layers", "ffn_dim", "visual_dim", "transcript_dim", "query_dim", "vocab_size",
               "decoder_layers", "decoder_max_positions", "joint_max_positions", "joint_fusion_dim"),
 }  # fmt: skip
 _TITLES = {"quag": "QUAG", "joint": "Joint"}

@@ -1,7 +1,4 @@
-"""Tiny model configs and synthetic batches for the model tests (CPU, milliseconds per forward).
-
-A uniquely named module (not ``conftest``) so that test files can import it directly.
-"""
+"""Tiny model configs and synthetic batches for the model tests (CPU, milliseconds per forward)."""
 
 from __future__ import annotations
 
@@ -22,7 +19,7 @@ TINY: dict[str, Any] = dict(
     num_encoder_layers=2,
     ffn_dim=64,
     visual_dim=24,
-    asr_dim=12,
+    transcript_dim=12,
     query_dim=16,
     vocab_size=120,
     decoder_layers=2,
@@ -40,11 +37,11 @@ def tiny_config(arch: str = "quag", **overrides: Any) -> ModelConfig:
 def make_sample(task: str, length: int, cfg: ModelConfig, rng: np.random.Generator, caption_len: int = 9) -> Sample:
     """One synthetic sample of ``task`` with ``length`` frames and valid targets."""
     video = rng.standard_normal((length, cfg.visual_dim)).astype(np.float32)
-    asr = rng.standard_normal((length, cfg.asr_dim)).astype(np.float32)
-    asr[rng.random(length) < 0.3] = 0.0  # silent seconds, as in real transcripts
+    transcript = rng.standard_normal((length, cfg.transcript_dim)).astype(np.float32)
+    transcript[rng.random(length) < 0.3] = 0.0  # silent seconds, as in real transcripts
     query = rng.standard_normal(cfg.query_dim).astype(np.float32)
-    sample = Sample(task=task, video_id=f"v{length}.mp4", query="q", duration=float(length), video=video, asr=asr,
-                    query_emb=query, moment_mask=np.ones(length, dtype=bool))  # fmt: skip
+    sample = Sample(task=task, video_id=f"v{length}.mp4", query="q", duration=float(length), video=video,
+                    transcript=transcript, query_embedding=query, moment_mask=np.ones(length, dtype=bool))  # fmt: skip
     if task == "moment_retrieval":
         start = int(rng.integers(0, length))
         sample.start_frame, sample.end_frame = start, int(rng.integers(start, length))
