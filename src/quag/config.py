@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -32,7 +33,8 @@ class ModelConfig:
     arch: Literal["quag", "joint"] = "quag"
     """``quag`` (MSP + QC2 + 2 post-LN layers) or ``joint`` (HiREST Joint baseline)."""
     hidden_dim: int = 768
-    """Width D of the fused representation (QUAG 768; the Joint baseline fuses at 512)."""
+    """H, the width of the temporal encoder and of the heads (768). QUAG also fuses its streams at H; Joint fuses
+    at ``joint_fusion_dim`` and projects to H."""
     num_heads: int = 12
     """Attention heads in MSP, QC2 and the encoder."""
     num_encoder_layers: int = 2
@@ -47,7 +49,7 @@ class ModelConfig:
     visual_dim: int = 1024
     """Input frame-feature width (EVA-CLIP-g: 1024); 0 = a speech-only model with no visual stream. Checked against
     the feature spec."""
-    asr_dim: int = 384
+    transcript_dim: int = 384
     """Input transcript-feature width (all-MiniLM-L6-v2: 384)."""
     query_dim: int = 1024
     """Input query-embedding width (EVA-CLIP-g text tower: 1024; MiniLM: 384)."""
@@ -65,8 +67,9 @@ class ModelConfig:
     """Lower clamp of tau."""
     msp_temperature_max: float = 0.5
     """Upper clamp of tau."""
-    mask_padding: bool = True
-    """Key-padding masks and masked means. False reproduces the reference, which masks nothing."""
+    padding: Literal["masked", "reference"] = "masked"
+    """``masked``: key-padding masks in every attention and masked means; ``reference``: mask nothing, as the
+    authors' code (padded frames then change the valid outputs)."""
     vocab_size: int = 30522
     """Caption vocabulary (bert-base-uncased WordPiece)."""
     decoder_layers: int = 2
@@ -76,10 +79,15 @@ class ModelConfig:
     joint_max_positions: int = 2048
     """Learned frame positions of the Joint baseline's CLIP4Caption visual encoder."""
     joint_fusion_dim: int = 512
-    """Fusion width of the Joint baseline before its 768-wide visual encoder."""
+    """E, the width at which the Joint baseline fuses its streams before its H-wide visual encoder."""
+
+    @property
+    def mask_padding(self) -> bool:
+        """True unless ``padding == "reference"``."""
+        return self.padding == "masked"
 
     def __post_init__(self) -> None:
-        check_positive(self, "hidden_dim", "num_heads", "num_encoder_layers", "ffn_dim", "asr_dim")
+        check_positive(self, "hidden_dim", "num_heads", "num_encoder_layers", "ffn_dim", "transcript_dim")
         if not isinstance(self.visual_dim, int) or isinstance(self.visual_dim, bool) or self.visual_dim < 0:
             raise ValueError(f"model.visual_dim must be >= 0 (0 = speech-only), got {self.visual_dim!r}")
         check_positive(self, "query_dim", "vocab_size", "decoder_layers")
@@ -111,9 +119,10 @@ class DataConfig:
     ``reference``: keep the first 20 frames of long steps (the reference's truncation); ``full``: keep every frame."""
     max_caption_tokens: int = 48
     """Decoder sequence length (CLS + 47 WordPiece tokens, or tokens + SEP)."""
-    asr_alignment: Literal["official", "overlap"] = "official"
-    """``official``: cue i fills seconds floor(start)..floor(end)-1, later cues overwrite;
-    ``overlap``: each second takes the cue that overlaps it most (keeps sub-second cues)."""
+    transcript_alignment: Literal["reference", "overlap"] = "reference"
+    """How transcript cues fill the 1-fps rows. ``reference`` (the official features and the authors' code): cue i
+    fills seconds floor(start)..floor(end)-1, later cues overwrite; ``overlap``: each second takes the cue that
+    overlaps it most (keeps sub-second cues)."""
     length_tolerance: int = 3
     """Allowed |feature rows - round(duration)|; within it rows are cut or the last row repeated (and
     counted), beyond it loading fails."""
@@ -132,7 +141,7 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation. Defaults are what the reference actually ran (reference-anatomy section 3)."""
+    """Optimisation. Defaults are what the reference actually ran (docs/training.md)."""
 
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
     """Tasks trained jointly; their single-task batches are interleaved each epoch."""
@@ -147,8 +156,9 @@ class TrainConfig:
     """Global L2 gradient-norm clip (0 disables)."""
     msp_loss_weight: float = 0.0003
     """lambda in Eq. 15 (0.0003 on HiREST, 0.3 on TVSum)."""
-    caption_loss_ignore_pad: bool = True
-    """False counts [PAD] targets in the caption loss, as the reference does."""
+    caption_loss_padding: Literal["ignore", "reference"] = "ignore"
+    """``ignore``: [PAD] targets take no part in the caption loss; ``reference``: they count, as in the authors'
+    code (the loss then rewards predicting [PAD] after the caption)."""
     moment_loss: Literal["bce", "ce"] = "bce"
     """Moment-retrieval loss: ``bce`` per frame (the reference code) or ``ce`` softmax over frames (paper Eq. 12)."""
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -167,7 +177,12 @@ class TrainConfig:
     eval_every_epochs: int = 1
     """Validate every N epochs (and after the last)."""
     selection_metric: str = "mean_score"
-    """Validation metric for the best checkpoint (see README, "Model selection")."""
+    """Validation metric for the best checkpoint (docs/training.md, "Model selection")."""
+
+    @property
+    def caption_loss_ignore_pad(self) -> bool:
+        """True unless ``caption_loss_padding == "reference"``."""
+        return self.caption_loss_padding == "ignore"
 
     def __post_init__(self) -> None:
         for t in self.tasks:
@@ -187,8 +202,9 @@ class EvalConfig:
     """Decoding. Defaults are the reference's scripts, with the fixes of this project switched on."""
 
     batch_size: int = 5
-    moment_decoding: Literal["span", "independent"] = "span"
-    """``span``: best (start <= end) pair; ``independent``: two argmaxes, as the reference."""
+    moment_decoding: Literal["span", "reference"] = "span"
+    """``span``: the best pair with start <= end; ``reference``: two independent argmaxes, as the authors' code
+    (the end can then precede the start)."""
     max_moment_frames: int = 0
     """Longest moment allowed by ``span`` decoding (0: no limit)."""
     moment_score: Literal["sigmoid", "softmax"] = "sigmoid"
@@ -202,15 +218,30 @@ class EvalConfig:
     """Region expansion while p / p_max exceeds this."""
     segmentation_min_gap: int = 5
     """Minimum frames between kept boundaries."""
-    segmentation_emit_last: bool = True
-    """Emit the last segment up to the moment end (the reference drops it)."""
+    segmentation_last: Literal["emit", "reference"] = "emit"
+    """``emit``: the last segment runs up to the moment end, so the segments tile the moment; ``reference``: it is
+    dropped, as in the authors' code (their evaluation restores it from the ground truth)."""
+    segmentation_length: Literal["own", "reference"] = "own"
+    """Where the island walk of segmentation decoding stops on the right: ``own``: each video's own last frame;
+    ``reference``: the padded length of the batch, as in the authors' code (results then depend on which videos
+    share a batch: a shorter video whose moment ends on its last frame walks one frame into the padding, which
+    under ``segmentation_last: reference`` keeps its moment end where ``own`` loses it)."""
     num_beams: int = 3
     max_caption_tokens: int = 48
     length_penalty: float = 0.0
     """Beam score = log p / length**alpha (0: no normalisation, as the reference)."""
+    caption_text: Literal["clean", "reference"] = "clean"
+    """Caption ids -> text. ``clean``: drop [CLS] and every ``##`` marker; ``reference``: as the authors print it
+    (a [CLS] inside the caption is printed, ``##`` is merged only after a space, and ``#`` is stripped from both
+    ends)."""
     val_caption_metrics: list[str] = field(default_factory=lambda: ["Bleu_4", "ROUGE_L", "CIDEr"])
     """Caption metrics computed at each validation during training (METEOR adds a ~15 s Java start-up per
     validation; ``quag infer --evaluate`` always computes the full set)."""
+
+    @property
+    def segmentation_emit_last(self) -> bool:
+        """True unless ``segmentation_last == "reference"``."""
+        return self.segmentation_last == "emit"
 
     def __post_init__(self) -> None:
         check_positive(self, "batch_size", "segmentation_rounds", "num_beams", "max_caption_tokens")
@@ -307,7 +338,73 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise TypeError(f"{where}: unsupported config type {tp!r}")
 
 
+class ConfigDeprecationWarning(FutureWarning):
+    """A config key or value that still works but has a new name (shown by default, unlike DeprecationWarning)."""
+
+
+def _renamed_keys() -> dict[type, dict[str, tuple[str, dict[Any, Any] | None]]]:
+    """Old key -> (new key, old value -> new value or None to keep the value), per section class."""
+    return {
+        ModelConfig: {
+            "mask_padding": ("padding", {True: "masked", False: "reference"}),
+            "asr_dim": ("transcript_dim", None),
+        },
+        DataConfig: {
+            "asr_alignment": (
+                "transcript_alignment",
+                {"official": "reference", "reference": "reference", "overlap": "overlap"},
+            )
+        },
+        TrainConfig: {"caption_loss_ignore_pad": ("caption_loss_padding", {True: "ignore", False: "reference"})},
+        EvalConfig: {"segmentation_emit_last": ("segmentation_last", {True: "emit", False: "reference"})},
+    }
+
+
+def _renamed_values() -> dict[type, dict[str, dict[Any, Any]]]:
+    """Old value -> new value of a key that kept its name, per section class."""
+    return {
+        EvalConfig: {"moment_decoding": {"independent": "reference"}},
+    }
+
+
+def _upgrade_deprecated(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Rewrite old keys and values to their new spelling, with one :class:`ConfigDeprecationWarning` each.
+
+    Old spellings keep working for one release (they go in quag 0.3); giving the old and the new key together is
+    an error.
+    """
+    prefix = f"{where}." if where else ""
+    out = dict(data)
+    for old, (new, values) in _renamed_keys().get(cls, {}).items():
+        if old not in out:
+            continue
+        if new in out:
+            raise ValueError(f"{prefix}{old} and {prefix}{new} are both set; keep only {prefix}{new}")
+        value = out.pop(old)
+        if values is not None:
+            if value not in values:
+                raise ValueError(f"{prefix}{old} (renamed {prefix}{new}): {value!r} is not one of {list(values)}")
+            value = values[value]
+        warnings.warn(
+            f"config key {prefix}{old} is deprecated; use {prefix}{new}: {value} (the old key goes in quag 0.3)",
+            ConfigDeprecationWarning,
+            stacklevel=2,
+        )
+        out[new] = value
+    for key, values in _renamed_values().get(cls, {}).items():
+        if key in out and isinstance(out[key], str) and out[key] in values:
+            new_value = values[out[key]]
+            warnings.warn(
+                f"{prefix}{key}: {out[key]} is deprecated; write {prefix}{key}: {new_value} (goes in quag 0.3)",
+                ConfigDeprecationWarning,
+                stacklevel=2,
+            )
+            out[key] = new_value
+    return out
+
+
 def _build(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    data = _upgrade_deprecated(cls, data, where)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names)

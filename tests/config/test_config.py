@@ -61,3 +61,59 @@ def test_shipped_configs_load() -> None:
 
         if cfg.model.hidden_dim <= 256:  # paper-size models are built in tests/models
             build_model(cfg.model)
+
+
+def _reference_switches() -> list[tuple[str, str]]:
+    """(section, key) of every field whose choices include the authors' behaviour, spelled ``reference``."""
+    import dataclasses
+    import typing
+
+    from quag.config import DataConfig, EvalConfig, ModelConfig, TrainConfig
+
+    out = []
+    for section, cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig), ("eval", EvalConfig)):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if typing.get_origin(hints[f.name]) is typing.Literal and "reference" in typing.get_args(hints[f.name]):
+                out.append((section, f.name))
+    return out
+
+
+@pytest.mark.parametrize("name", ["reference_quag.yaml", "reference_joint.yaml"])
+def test_reference_presets_turn_on_every_reference_switch(name: str) -> None:
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / name)
+    switches = _reference_switches()
+    assert (
+        len(switches) >= 8
+    )  # padding, caption_window, transcript_alignment, caption_loss_padding, moment_decoding, ...
+    off = [f"{s}.{k}" for s, k in switches if getattr(getattr(cfg, s), k) != "reference"]
+    assert not off, f"{name} leaves these switches at our behaviour: {off}"
+    assert cfg.model.attention_dropout is None and cfg.train.moment_loss == "bce"
+    assert cfg.eval.segmentation_rounds == 20 and cfg.eval.segmentation_min_gap == 5 and cfg.eval.length_penalty == 0
+
+
+@pytest.mark.parametrize(
+    ("old", "new_key", "new_value"),
+    [
+        ("model.mask_padding=false", "model.padding", "reference"),
+        ("model.mask_padding=true", "model.padding", "masked"),
+        ("train.caption_loss_ignore_pad=false", "train.caption_loss_padding", "reference"),
+        ("eval.segmentation_emit_last=false", "eval.segmentation_last", "reference"),
+        ("eval.moment_decoding=independent", "eval.moment_decoding", "reference"),
+        ("data.asr_alignment=official", "data.transcript_alignment", "reference"),
+        ("data.asr_alignment=overlap", "data.transcript_alignment", "overlap"),
+        ("model.asr_dim=256", "model.transcript_dim", 256),
+    ],
+)
+def test_old_spellings_still_work_with_a_deprecation_message(old: str, new_key: str, new_value: object) -> None:
+    from quag.config import ConfigDeprecationWarning
+
+    with pytest.warns(ConfigDeprecationWarning, match=new_key.replace(".", r"\.")):
+        cfg = load_config(None, [old])
+    section, key = new_key.split(".")
+    assert getattr(getattr(cfg, section), key) == new_value
+
+
+def test_old_and_new_key_together_are_rejected() -> None:
+    with pytest.raises(ValueError, match=r"model\.mask_padding and model\.padding are both set"):
+        load_config(None, ["model.mask_padding=false", "model.padding=masked"])

@@ -41,7 +41,7 @@ def test_independent_decoding_is_the_reference_argmax() -> None:
     s = torch.tensor([[0.0, 5.0, 1.0, -9.0]])
     e = torch.tensor([[4.0, 0.0, 1.0, 99.0]])
     mask = torch.tensor([[True, True, True, False]])
-    assert decode_spans(s, e, mask, "independent").tolist() == [[1, 0]]  # reversed, as the reference can be
+    assert decode_spans(s, e, mask, "reference").tolist() == [[1, 0]]  # reversed, as the reference can be
     assert decode_spans(s, e, mask, "span").tolist() == [[1, 2]]
 
 

@@ -17,6 +17,7 @@ import unicodedata
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -122,17 +123,27 @@ class WordPieceTokenizer:
     def encode(self, text: str) -> list[int]:
         return [self.vocab[t] for t in self.tokenize(text)]
 
-    def decode(self, ids: list[int] | np.ndarray) -> str:
-        """Ids -> text as the reference prints captions: cut at [SEP]/[PAD], join, merge ``##`` pieces."""
+    def decode(self, ids: list[int] | np.ndarray, style: Literal["clean", "reference"] = "clean") -> str:
+        """Ids -> caption text, cut at the first [SEP] or [PAD].
+
+        Args:
+            ids: token ids as generated (the start token is not part of them).
+            style: ``clean`` drops every [CLS] and removes every ``##`` continuation marker; ``reference`` prints
+                like the authors' code (``docs/reference.md``): a [CLS] inside the caption stays as ``[CLS]``,
+                ``" ##"`` is merged, and ``#`` characters are stripped from both ends (a lone ``#`` token at
+                either end disappears).
+        """
         words = []
-        for i in ids:
-            i = int(i)
+        for i in (int(x) for x in ids):
             if i in (SEP_ID, PAD_ID):
                 break
-            if i == CLS_ID:
+            if i == CLS_ID and style == "clean":
                 continue
             words.append(self.id_to_token[i])
-        return " ".join(words).replace(" ##", "").replace("##", "").strip()
+        text = " ".join(words).replace(" ##", "")
+        if style == "reference":
+            return text.strip("#").strip()
+        return text.replace("##", "").strip()
 
     def caption_targets(self, caption: str, max_tokens: int = 48) -> tuple[np.ndarray, np.ndarray]:
         """CLIP4Caption decoder input and output ids, each (max_tokens,) int64, padded with 0."""

@@ -1,9 +1,9 @@
 """Moment-retrieval decoding: start/end logits (B, T) -> one span of frames per video.
 
-The reference trains the heads with per-frame binary cross-entropy (reference-anatomy 2.4), so a frame's start
+The reference trains the heads with per-frame binary cross-entropy (docs/inference.md), so a frame's start
 score is ``log sigmoid(start_logit)``; heads trained with a softmax over frames (the paper's Eq. 12,
 ``train.moment_loss=ce``) are scored with ``log softmax``. ``span`` decoding returns the pair maximising
-``score(s_i) + score(e_j)`` under ``i <= j`` (and ``j - i < max_len`` when given); ``independent`` takes the two
+``score(s_i) + score(e_j)`` under ``i <= j`` (and ``j - i < max_len`` when given); ``reference`` takes the two
 argmaxes separately, as the reference does (its spans can be reversed and then score IoU 0).
 """
 
@@ -26,7 +26,7 @@ def decode_spans(
     Args:
         start_logits, end_logits: (B, T) logits.
         mask: (B, T) bool, True on real frames (every row needs at least one).
-        mode: ``span`` or ``independent``.
+        mode: ``span`` or ``reference`` (two independent argmaxes, as the authors' code).
         max_len: longest span in frames for ``span`` (0 = unlimited).
         score: ``sigmoid`` (per-frame BCE heads) or ``softmax`` (heads trained with a softmax over frames).
 
@@ -47,10 +47,10 @@ def decode_spans(
     else:
         s = start_logits.float().masked_fill(~mask, neg).log_softmax(dim=1).masked_fill(~mask, neg)  # (B, T)
         e = end_logits.float().masked_fill(~mask, neg).log_softmax(dim=1).masked_fill(~mask, neg)
-    if mode == "independent":
+    if mode == "reference":
         return torch.stack([s.argmax(dim=1), e.argmax(dim=1)], dim=1)
     if mode != "span":
-        raise ValueError(f"unknown moment decoding {mode!r}; expected span or independent")
+        raise ValueError(f"unknown moment decoding {mode!r}; expected span or reference")
     B, T = s.shape
     if max_len <= 0 or max_len >= T:
         best_start, best_idx = torch.cummax(s, dim=1)  # (B, T): best start at or before each end frame

@@ -74,7 +74,7 @@ def _progress(it: Iterable[Batch], desc: str, total: int, show: bool) -> Iterato
 @torch.no_grad()
 def predict_moments(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> torch.Tensor:
     """(B, 2) predicted moment frames."""
-    front = model.encode_front(batch.video, batch.asr, batch.query, batch.video_mask)
+    front = model.encode_front(batch.video, batch.transcript, batch.query_embedding, batch.video_mask)
     h = model.encode_context(front.features, batch.video_mask, batch.moment_mask, batch.boundary_mask)
     start, end = model.moment_logits(h)
     return decode_spans(start, end, batch.video_mask, cfg.moment_decoding, cfg.max_moment_frames, cfg.moment_score)
@@ -84,7 +84,9 @@ def predict_moments(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> torch.
 def predict_boundaries(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> list[list[int]]:
     """Boundary frames of every video of a segmentation batch (see :mod:`quag.inference.segmentation`)."""
     assert batch.moment_frames is not None
-    front = model.encode_front(batch.video, batch.asr, batch.query, batch.video_mask).features  # (B, T, D)
+    front = model.encode_front(
+        batch.video, batch.transcript, batch.query_embedding, batch.video_mask
+    ).features  # (B, T, D)
 
     def logits_fn(rows: torch.Tensor, region: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:
         h = model.encode_context(front[rows], batch.video_mask[rows], region, boundary)
@@ -94,7 +96,12 @@ def predict_boundaries(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> lis
     if cfg.segmentation_decoding == "sequential":
         return decode_sequential(logits_fn, batch.moment_frames, lengths)
     islands = decode_islands(
-        logits_fn, batch.moment_frames, lengths, cfg.segmentation_rounds, cfg.segmentation_threshold
+        logits_fn,
+        batch.moment_frames,
+        lengths,
+        cfg.segmentation_rounds,
+        cfg.segmentation_threshold,
+        length=cfg.segmentation_length,
     )
     frames = batch.moment_frames.tolist()
     return [
@@ -105,7 +112,7 @@ def predict_boundaries(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> lis
 
 @torch.no_grad()
 def predict_captions(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> list[str]:
-    front = model.encode_front(batch.video, batch.asr, batch.query, batch.video_mask)
+    front = model.encode_front(batch.video, batch.transcript, batch.query_embedding, batch.video_mask)
     h = model.encode_context(front.features, batch.video_mask, batch.moment_mask, None)
     ids = generate_beam(
         model.decoder,
@@ -116,7 +123,7 @@ def predict_captions(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> list[
         length_penalty=cfg.length_penalty,
     )
     tok = get_tokenizer()
-    return [tok.decode(x) for x in ids]
+    return [tok.decode(x, cfg.caption_text) for x in ids]
 
 
 def _autocast(device: torch.device, precision: str) -> Any:

@@ -1,6 +1,6 @@
 """Moment-segmentation decoding: the reference's iterative boundary algorithm, vectorised over the batch.
 
-Per video, with the moment frames ``[ms, me]`` (reference-anatomy 2.5):
+Per video, with the moment frames ``[ms, me]`` (``docs/inference.md``):
 
 1. the region mask is ``[ms, me]``, the boundary mask has ``ms``;
 2. each round: logits outside the region get the lowest float, softmax over time, peak ``p*`` at ``k*``; walk left
@@ -13,13 +13,17 @@ Per video, with the moment frames ``[ms, me]`` (reference-anatomy 2.5):
 A skipped video's inputs do not change, so (in eval mode) it would be skipped in every later round: it is retired
 at once, and the loop stops when every video is retired. Each round calls ``logits_fn`` on the active videos
 only; for QUAG that is the encoder and head on cached MSP/QC2 features (the front end does not depend on the
-masks). ``T`` is each video's own length (the reference used the padded batch length, which made the result
-depend on the batch composition).
+masks). The right walk stops at each video's own last frame; ``length="reference"`` stops it at the padded
+length of the batch instead, as the authors' code does (the result then depends on which videos share a batch:
+a shorter video whose moment ends on its last frame walks one frame into the padding, and the reference
+post-processing then keeps its moment end, which it drops under the own bound). Every difference from the
+authors' code and its switch: ``docs/reference.md``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 
@@ -36,6 +40,7 @@ def decode_islands(
     rounds: int = 20,
     threshold: float = 0.5,
     early_stop: bool = True,
+    length: Literal["own", "reference"] = "own",
 ) -> list[list[tuple[int, int]]]:
     """Run the iterative decoding; returns the recorded ``[lo, hi]`` islands of every video, in round order.
 
@@ -47,6 +52,7 @@ def decode_islands(
         threshold: relative region-expansion threshold.
         early_stop: retire skipped videos (same result); False scores every video in every round, as the
             reference does (used by the benchmark for a like-for-like cost).
+        length: where the right walk stops: ``own`` last frame or the padded length (``reference``).
     """
     device = moment_frames.device
     B = moment_frames.shape[0]
@@ -56,7 +62,7 @@ def decode_islands(
     boundary = idx[None] == moment_frames[:, :1]  # (B, T)
     active = torch.ones(B, dtype=torch.bool, device=device)
     records: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (rows, lo, hi) per round
-    last = (lengths - 1).to(device)  # (B,)
+    last = (lengths - 1).to(device) if length == "own" else torch.full((B,), T - 1, device=device)  # (B,)
     neg = torch.finfo(torch.float32).min
     for _ in range(rounds):
         rows = active.nonzero()[:, 0]  # (b,)
@@ -96,7 +102,7 @@ def decode_sequential(
     lengths: torch.Tensor,
     max_steps: int = 64,
 ) -> list[list[int]]:
-    """Next-boundary decoding exactly as the head is trained (teacher forcing, reference-anatomy 1.5).
+    """Next-boundary decoding exactly as the head is trained (teacher forcing, ``docs/inference.md``).
 
     From ``b_0 = ms``: the region mask covers ``[b_i, me]`` and the boundary mask ``b_0..b_i`` (the training
     inputs), and ``b_{i+1}`` is the best-scoring frame in ``(b_i, me]``; a video stops when it predicts ``me`` (the
@@ -214,14 +220,15 @@ def decode_islands_naive(
     lengths: torch.Tensor,
     rounds: int = 20,
     threshold: float = 0.5,
+    length: Literal["own", "reference"] = "own",
 ) -> list[list[tuple[int, int]]]:
     """Straightforward per-video, per-round implementation of the reference loop (no early stop); for tests
     and the benchmark's naive baseline."""
     out = []
     neg = torch.finfo(torch.float32).min
     for b in range(moment_frames.shape[0]):
-        T, ms, me = int(lengths[b]), int(moment_frames[b, 0]), int(moment_frames[b, 1])
         Tpad = int(lengths.max())
+        T, ms, me = int(lengths[b]) if length == "own" else Tpad, int(moment_frames[b, 0]), int(moment_frames[b, 1])
         region = torch.zeros(1, Tpad, dtype=torch.bool)
         region[0, ms : me + 1] = True
         boundary = torch.zeros(1, Tpad, dtype=torch.bool)
