@@ -52,14 +52,14 @@ def make_batch(task: str, seed: int = 0) -> Batch:
     g = torch.Generator().manual_seed(seed)
     t = WINDOW if task == "step_captioning" else T
     video = torch.nn.functional.normalize(torch.randn(B, t, 1024, generator=g), dim=-1)
-    asr = torch.nn.functional.normalize(torch.randn(B, t, 384, generator=g), dim=-1)
-    asr[:, ::4] = 0  # silent seconds
+    transcript = torch.nn.functional.normalize(torch.randn(B, t, 384, generator=g), dim=-1)
+    transcript[:, ::4] = 0  # silent seconds
     mask = torch.ones(B, t, dtype=torch.bool)
     batch = Batch(
         task=task,
         video=video,
-        asr=asr,
-        query=torch.randn(B, 1024, generator=g),
+        transcript=transcript,
+        query_embedding=torch.randn(B, 1024, generator=g),
         video_mask=mask,
         moment_mask=mask.clone(),
     )
@@ -219,13 +219,15 @@ def main() -> None:
 
         ms = make_batch("moment_segmentation")
         lengths = ms.video_mask.sum(1)
-        front = model.encode_front(ms.video, ms.asr, ms.query, ms.video_mask).features
+        front = model.encode_front(ms.video, ms.transcript, ms.query_embedding, ms.video_mask).features
 
         def cached_logits(rows_: torch.Tensor, region: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:
             return model.segment_logits(model.encode_context(front[rows_], ms.video_mask[rows_], region, boundary))
 
         def naive_logits(rows_: torch.Tensor, region: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:
-            f = model.encode_front(ms.video[rows_], ms.asr[rows_], ms.query[rows_], ms.video_mask[rows_]).features
+            f = model.encode_front(
+                ms.video[rows_], ms.transcript[rows_], ms.query_embedding[rows_], ms.video_mask[rows_]
+            ).features
             return model.segment_logits(model.encode_context(f, ms.video_mask[rows_], region, boundary))
 
         def fast_all_rounds() -> list:
@@ -253,7 +255,10 @@ def main() -> None:
 
         sc = make_batch("step_captioning")
         h = model.encode_context(
-            model.encode_front(sc.video, sc.asr, sc.query, sc.video_mask).features, sc.video_mask, sc.moment_mask, None
+            model.encode_front(sc.video, sc.transcript, sc.query_embedding, sc.video_mask).features,
+            sc.video_mask,
+            sc.moment_mask,
+            None,
         )
         with torch.no_grad():
             model.decoder.output_bias[SEP_ID] = -1e4  # never stop early: exactly max_len decoding steps

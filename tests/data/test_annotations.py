@@ -5,8 +5,7 @@ import pytest
 
 from quag.commands.data_stats import split_stats
 from quag.data import annotations as A
-
-from ..conftest import HIREST
+from tests.helpers import HIREST
 
 
 def test_official_counts() -> None:

@@ -12,8 +12,8 @@ def sample(task: str, t: int, **kw: object) -> Sample:
         query="q",
         duration=float(t),
         video=np.ones((t, 4), np.float32),
-        asr=np.ones((t, 3), np.float32),
-        query_emb=np.ones(2, np.float32),
+        transcript=np.ones((t, 3), np.float32),
+        query_embedding=np.ones(2, np.float32),
         moment_mask=np.ones(t, bool),
         **kw,
     )  # type: ignore[arg-type]
@@ -26,7 +26,7 @@ def test_padding_and_masks() -> None:
             sample("moment_retrieval", 5, start_frame=1, end_frame=4),
         ]
     )
-    assert b.video.shape == (2, 5, 4) and b.asr.shape == (2, 5, 3) and b.query.shape == (2, 2)
+    assert b.video.shape == (2, 5, 4) and b.transcript.shape == (2, 5, 3) and b.query_embedding.shape == (2, 2)
     assert b.video_mask.dtype == torch.bool
     assert b.video_mask.tolist() == [[True] * 3 + [False] * 2, [True] * 5]
     assert b.moment_mask.tolist() == b.video_mask.tolist()  # never True on padding

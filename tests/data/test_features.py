@@ -9,7 +9,7 @@ from quag.data.features import FeatureError, FeatureSpec, FeatureStore
 
 
 def make_root(
-    tmp_path: Path, rows: int = 10, visual: object = None, srt: str | None = None, asr: object = None
+    tmp_path: Path, rows: int = 10, visual: object = None, srt: str | None = None, transcript: object = None
 ) -> Path:
     """A one-video root in the official layout (official spec, no feature_spec.json)."""
     root = tmp_path / "root"
@@ -20,7 +20,9 @@ def make_root(
         visual = torch.nn.functional.normalize(torch.randn(rows, 1024), dim=1)
     torch.save(visual, root / "eva_clip_features" / "vid.mp4.pt")
     (root / "ASR" / "vid.srt").write_text(srt if srt is not None else "1\n00:00:01,000 --> 00:00:03,000\nhello\n")
-    torch.save(asr if asr is not None else torch.ones(1, 384), root / "ASR_feats_all-MiniLM-L6-v2" / "vid.pt")
+    torch.save(
+        transcript if transcript is not None else torch.ones(1, 384), root / "ASR_feats_all-MiniLM-L6-v2" / "vid.pt"
+    )
     torch.save(
         {"queries": ["make tea"], "embeddings": torch.ones(1, 1024), "encoder": "x"},
         root / "query_feats_eva-clip-g14-text.pt",
@@ -31,9 +33,9 @@ def make_root(
 def test_official_layout_reads(tmp_path: Path) -> None:
     store = FeatureStore(make_root(tmp_path))
     assert store.visual("vid.mp4", 10).shape == (10, 1024)
-    a = store.asr("vid.mp4", 10)
+    a = store.transcript("vid.mp4", 10)
     assert a.shape == (10, 384) and a[1:3].sum() == 2 * 384 and a[0].sum() == 0 and a[3:].sum() == 0
-    assert store.query("make tea").shape == (1024,)
+    assert store.query_embedding("make tea").shape == (1024,)
     assert store.visual_path("vid.mp4").name == "vid.mp4.pt" and store.srt_path("vid").name == "vid.srt"
 
 
@@ -58,7 +60,7 @@ def test_missing_files_name_the_file_and_the_fix(tmp_path: Path) -> None:
         store.check_files(["vid.mp4", "other.mp4"])
     (root / "query_feats_eva-clip-g14-text.pt").unlink()
     with pytest.raises(FeatureError, match="quag encode-queries"):
-        FeatureStore(root).query("make tea")
+        FeatureStore(root).query_embedding("make tea")
     with pytest.raises(FeatureError, match="does not exist"):
         FeatureStore(tmp_path / "nowhere")
 
@@ -70,7 +72,7 @@ def test_missing_files_name_the_file_and_the_fix(tmp_path: Path) -> None:
         ({"visual": torch.zeros(10, 512)}, "512 values, the feature spec says 1024"),
         ({"visual": ["a.mp4.pt", "b.mp4.pt"]}, "expected a tensor, found list"),
         ({"visual": torch.zeros(2, 5, 1024)}, "must be a 2-D"),
-        ({"asr": torch.ones(2, 384)}, "2 embedding rows but .* has 1 cues"),
+        ({"transcript": torch.ones(2, 384)}, "2 embedding rows but .* has 1 cues"),
         ({"srt": "1\nbroken\n"}, "lacks '-->'"),
     ],
 )
@@ -78,12 +80,12 @@ def test_bad_feature_files(tmp_path: Path, kwargs: dict, message: str) -> None:
     store = FeatureStore(make_root(tmp_path, **kwargs))
     with pytest.raises(ValueError, match=message):
         store.visual("vid.mp4", 10)
-        store.asr("vid.mp4", 10)
+        store.transcript("vid.mp4", 10)
 
 
 def test_corrupt_file_and_silent_video(tmp_path: Path) -> None:
-    root = make_root(tmp_path, srt="", asr=torch.zeros(0))
-    assert FeatureStore(root).asr("vid.mp4", 10).sum() == 0  # no speech: zeros, not a crash
+    root = make_root(tmp_path, srt="", transcript=torch.zeros(0))
+    assert FeatureStore(root).transcript("vid.mp4", 10).sum() == 0  # no speech: zeros, not a crash
     (root / "eva_clip_features" / "vid.mp4.pt").write_bytes(b"not a tensor")
     with pytest.raises(FeatureError, match="cannot be read as a torch tensor file"):
         FeatureStore(root).visual("vid.mp4", 10)

@@ -63,7 +63,11 @@ def test_official_layout_read_by_feature_store(extracted: tuple[Path, str]) -> N
     assert (out / "ASR" / "talk.srt").is_file() and (out / "ASR_feats_all-MiniLM-L6-v2" / "talk.pt").is_file()
     spec = FeatureSpec.load(out)
     assert (spec.visual_encoder, spec.visual_dim, spec.fps) == ("eva-clip-tiny-test", 24, 1.0)
-    assert (spec.asr_model, spec.asr_encoder, spec.asr_dim) == ("whisper-tiny.en", "all-MiniLM-L6-v2", 384)
+    assert (spec.transcript_model, spec.transcript_encoder, spec.transcript_dim) == (
+        "whisper-tiny.en",
+        "all-MiniLM-L6-v2",
+        384,
+    )
     store = FeatureStore(out)
     # talk: 35 frames at 10 fps = 3.5 s -> ceil(3.5 - 0.05) = 4 rows = round(3.5)
     visual = store.visual("talk.mp4", num_frames(3.5))
@@ -75,8 +79,8 @@ def test_official_layout_read_by_feature_store(extracted: tuple[Path, str]) -> N
     assert store.visual("silent.mp4", num_frames(2.3)).shape == (2, 24) and "silent.mp4" in store.report.truncated
     cues = read_srt(out / "ASR" / "talk.srt")
     assert "milk" in " ".join(c.text for c in cues).lower()
-    asr = store.asr("talk.mp4", 4)
-    assert asr.shape == (4, 384) and np.abs(asr[0]).sum() > 0
+    transcript = store.transcript("talk.mp4", 4)
+    assert transcript.shape == (4, 384) and np.abs(transcript[0]).sum() > 0
 
 
 def test_failures_report_names_each_problem(extracted: tuple[Path, str]) -> None:
@@ -173,7 +177,7 @@ def test_interrupted_run_leaves_no_partial_file_and_resumes(
     store = FeatureStore(out)
     for i, duration in enumerate((2.1, 1.7, 2.6)):
         assert store.visual(f"clip{i}.mp4", num_frames(duration)).shape[1] == 24
-        assert store.asr(f"clip{i}.mp4", num_frames(duration)).sum() == 0  # no audio -> empty transcript
+        assert store.transcript(f"clip{i}.mp4", num_frames(duration)).sum() == 0  # no audio -> empty transcript
 
 
 def test_shards_split_the_corpus(silent_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,14 +225,14 @@ def test_encode_video_in_memory_matches_the_files(
     extractor = FeatureExtractor(ExtractOptions(eva_clip_checkpoint=tiny_checkpoint), transcriber=transcriber)
     feats = extractor.encode_video(corpus / "talk.mp4")
     assert (feats.n_frames, feats.visual_rows, feats.duration) == (4, 4, pytest.approx(3.5))
-    assert feats.visual is not None and feats.visual.shape == (4, 24) and feats.asr.shape == (4, 384)
+    assert feats.visual is not None and feats.visual.shape == (4, 24) and feats.transcript.shape == (4, 384)
     store = FeatureStore(out)
     np.testing.assert_allclose(feats.visual, store.visual("talk.mp4", 4), atol=1e-6)
-    np.testing.assert_allclose(feats.asr, store.asr("talk.mp4", 4), atol=1e-5)
+    np.testing.assert_allclose(feats.transcript, store.transcript("talk.mp4", 4), atol=1e-5)
     assert feats.cue_embeddings.shape == (len(feats.cues), 384)
     assert extractor.spec().visual_encoder == "eva-clip-tiny-test"
     short = extractor.encode_video(corpus / "talk.mp4", n_frames=3)  # aligned to a caller-given length
-    assert short.visual is not None and short.visual.shape == (3, 24) and short.asr.shape == (3, 384)
+    assert short.visual is not None and short.visual.shape == (3, 24) and short.transcript.shape == (3, 384)
 
 
 def test_video_list_file(tmp_path: Path, corpus: Path) -> None:

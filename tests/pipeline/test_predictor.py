@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quag.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from quag.cli import main
 from quag.config import EvalConfig, ExperimentConfig, ModelConfig
 from quag.data.features import FeatureError, FeatureSpec
@@ -21,7 +22,6 @@ from quag.pipeline.asr import WhisperTranscriber
 from quag.pipeline.extract import ExtractOptions, FeatureExtractor
 from quag.pipeline.predictor import Prediction, Predictor, Step
 from quag.pipeline.text import MiniLMEncoder
-from quag.training.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from tests.pipeline.helpers import TINY_EVA, load_speech, make_video
 
 FAST_WHISPER = ["--whisper-compute-type", "int8"]
@@ -56,7 +56,7 @@ def tiny_quag_checkpoint(path: Path, spec: FeatureSpec, seed: int = 0) -> Path:
 def visual_spec(**query: object) -> FeatureSpec:
     """What ``quag extract`` with the tiny EVA-CLIP tower and Whisper tiny.en writes (+ query fields)."""
     return FeatureSpec(
-        visual_encoder=TINY_EVA.name, visual_dim=TINY_EVA.embed_dim, asr_model="whisper-tiny.en", **query
+        visual_encoder=TINY_EVA.name, visual_dim=TINY_EVA.embed_dim, transcript_model="whisper-tiny.en", **query
     )  # type: ignore[arg-type]
 
 
@@ -81,14 +81,14 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 query_file=f"query_feats_{TINY_EVA.name}-text.pt",
             ),
         ),
-        "g14": tiny_quag_checkpoint(root / "g14", FeatureSpec(asr_model="whisper-tiny.en", **MINILM_QUERIES)),
+        "g14": tiny_quag_checkpoint(root / "g14", FeatureSpec(transcript_model="whisper-tiny.en", **MINILM_QUERIES)),
         "sim": tiny_quag_checkpoint(root / "sim", SIM_SPEC),
         "speech_eva_text": tiny_quag_checkpoint(
             root / "speech_eva_text",
             FeatureSpec(
                 visual_encoder="none",
                 visual_dim=0,
-                asr_model="whisper-tiny.en",
+                transcript_model="whisper-tiny.en",
                 query_encoder=f"{TINY_EVA.name}-text",
                 query_dim=TINY_EVA.embed_dim,
             ),
@@ -184,7 +184,11 @@ def test_encode_once_predict_many(
     monkeypatch.setattr(predictor.extractor, "encode_video", counting)
     video = predictor.encode_video(talk_video)
     assert calls == [talk_video]
-    assert video.visual is not None and video.visual.shape == (8, TINY_EVA.embed_dim) and video.asr.shape == (8, 384)
+    assert (
+        video.visual is not None
+        and video.visual.shape == (8, TINY_EVA.embed_dim)
+        and video.transcript.shape == (8, 384)
+    )
     first = predictor.predict("Pour the milk into a bowl", video)
     second = predictor.predict("Stir it")  # the last encoded video by default
     again = predictor.predict("Pour the milk into a bowl", video)
@@ -224,7 +228,7 @@ def test_cache_is_shared_across_predictors(
     assert hit.video == "renamed.mp4" and hit.cues == encoded.cues and hit.n_frames == encoded.n_frames
     assert hit.visual is not None and encoded.visual is not None
     np.testing.assert_array_equal(hit.visual, encoded.visual)
-    np.testing.assert_allclose(hit.asr, encoded.asr)
+    np.testing.assert_allclose(hit.transcript, encoded.transcript)
     assert second.predict("Stir it", hit).to_record() == {
         **first.predict("Stir it").to_record(),
         "video": "renamed.mp4",

@@ -41,7 +41,7 @@ def speech_checkpoint(sim_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     root = work / "hirest-speech"
     shutil.copytree(sim_root, root, ignore=shutil.ignore_patterns("eva_clip_features"))
     spec = dataclasses.replace(
-        FeatureSpec.load(root), visual_encoder="none", visual_dim=0, asr_model="whisper-tiny.en", simulated=False
+        FeatureSpec.load(root), visual_encoder="none", visual_dim=0, transcript_model="whisper-tiny.en", simulated=False
     )
     spec.save(root)
     store = FeatureStore(root)
@@ -77,7 +77,7 @@ def speech_checkpoint(sim_root: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_speech_only_predict_without_visual_weights(speech_checkpoint: Path, tmp_path: Path) -> None:
-    from quag.training.checkpoint import load_checkpoint
+    from quag.checkpoint import load_checkpoint
 
     model, cfg, spec, _ = load_checkpoint(speech_checkpoint)
     assert spec.speech_only and cfg.model.visual_dim == 0

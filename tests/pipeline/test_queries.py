@@ -45,7 +45,7 @@ def test_minilm_queries(root: Path) -> None:
         "query_feats_all-MiniLM-L6-v2.pt",
     )
     store = FeatureStore(root)
-    q = store.query("Repot a plant")
+    q = store.query_embedding("Repot a plant")
     assert q.shape == (384,) and np.linalg.norm(q) == pytest.approx(1, abs=1e-5)
     assert len(store.queries()) == 3
 

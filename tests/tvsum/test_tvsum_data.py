@@ -48,7 +48,7 @@ def test_synthetic_truncation_and_collate(synthetic_tvsum: Path) -> None:
     np.testing.assert_allclose(np.linalg.norm(first.visual, axis=1), 1.0, rtol=1e-5)
     batch = collate_videos([videos[v] for v in TVSUM_SPLITS["VU"]["train"]])
     lengths = [videos[v].num_clips for v in TVSUM_SPLITS["VU"]["train"]]
-    assert batch.visual.shape == (4, max(lengths), 8) and batch.query.shape == (4, 4)
+    assert batch.visual.shape == (4, max(lengths), 8) and batch.query_embedding.shape == (4, 4)
     assert batch.video_mask.sum(1).tolist() == lengths
     assert torch.all(batch.visual[~batch.video_mask] == 0) and torch.all(batch.saliency[~batch.video_mask] == 0)
     assert float(batch.saliency.max()) <= 1.0 and float(batch.saliency.min()) >= 0.0
@@ -72,7 +72,7 @@ def test_real_shapes_and_extra_audio_row(tvsum_dir: Path) -> None:
     for v in videos.values():
         t = v.num_clips
         assert v.visual.shape == (t, 2048) and v.visual.dtype == np.float32
-        assert v.audio.shape == (t, 2048) and v.query.shape == (512,) and v.annotations.shape == (t, 20)
+        assert v.audio.shape == (t, 2048) and v.query_embedding.shape == (512,) and v.annotations.shape == (t, 20)
         assert v.annotations.min() >= 1 and v.annotations.max() <= 5
     odd = videos["kLxoNp-UchI"]
     assert odd.stream_lengths == {"rgb": 64, "opt": 64, "audio": 65, "labels": 64}

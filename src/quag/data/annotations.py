@@ -1,7 +1,7 @@
 """HiREST annotation JSON -> typed records -> per-task examples (official filters). No torch here.
 
 Split files (``splits/all_data_<split>.json``) map query -> video key (``<id>.mp4``) -> annotation
-(reference-anatomy 1.2). Every task uses only ``relevant and clip`` pairs (1.5):
+(docs/data.md). Every task uses only ``relevant and clip`` pairs (1.5):
 
 * moment retrieval: one example per pair; targets are the frames of ``bounds``;
 * moment segmentation, training: one teacher-forced example per transition between consecutive unique step

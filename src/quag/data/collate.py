@@ -25,8 +25,8 @@ class Sample:
     query: str
     duration: float
     video: np.ndarray  # (T, Dv) float32
-    asr: np.ndarray  # (T, Da) float32
-    query_emb: np.ndarray  # (Dq,) float32
+    transcript: np.ndarray  # (T, Da) float32
+    query_embedding: np.ndarray  # (Dq,) float32
     moment_mask: np.ndarray  # (T,) bool
     boundary_mask: np.ndarray | None = None  # (T,) bool, moment segmentation
     start_frame: int = -1  # moment retrieval target
@@ -47,8 +47,8 @@ class Batch:
 
     Attributes:
         video: (B, T, Dv) frame features, zero-padded.
-        asr: (B, T, Da) per-second transcript features, zero-padded.
-        query: (B, Dq) query embeddings.
+        transcript: (B, T, Da) per-second transcript features, zero-padded.
+        query_embedding: (B, Dq) query embeddings.
         video_mask: (B, T) True on real frames.
         moment_mask: (B, T) True inside the task's region (whole video for MR, allowed frames for MS,
             the window for SC); always False on padding.
@@ -62,8 +62,8 @@ class Batch:
 
     task: Task
     video: torch.Tensor
-    asr: torch.Tensor
-    query: torch.Tensor
+    transcript: torch.Tensor
+    query_embedding: torch.Tensor
     video_mask: torch.Tensor
     moment_mask: torch.Tensor
     boundary_mask: torch.Tensor | None = None
@@ -116,8 +116,8 @@ def collate(samples: list[Sample]) -> Batch:
     batch = Batch(
         task=task,
         video=_pad([s.video for s in samples], T, torch.float32),
-        asr=_pad([s.asr for s in samples], T, torch.float32),
-        query=torch.from_numpy(np.stack([s.query_emb for s in samples]).astype(np.float32)),
+        transcript=_pad([s.transcript for s in samples], T, torch.float32),
+        query_embedding=torch.from_numpy(np.stack([s.query_embedding for s in samples]).astype(np.float32)),
         video_mask=video_mask,
         moment_mask=_pad([s.moment_mask for s in samples], T, torch.bool),
         video_ids=[s.video_id for s in samples],

@@ -67,21 +67,21 @@ class TaskDataset(Dataset):
 
     def _features(self, v: A.VideoAnnotation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = v.num_frames
-        return self.store.visual(v.video, n), self.store.asr(v.video, n), self.store.query(v.query)
+        return self.store.visual(v.video, n), self.store.transcript(v.video, n), self.store.query_embedding(v.query)
 
     def __getitem__(self, i: int) -> Sample:
         e = self.examples[i]
         v: A.VideoAnnotation = e.video
-        video, asr, query = self._features(v)
+        video, transcript, query = self._features(v)
         n = v.num_frames
         common: dict[str, Any] = dict(
-            task=self.task, video_id=v.video, query=v.query, duration=v.duration, query_emb=query
+            task=self.task, video_id=v.video, query=v.query, duration=v.duration, query_embedding=query
         )
         if isinstance(e, A.MomentRetrievalExample):
             return Sample(
                 **common,
                 video=video,
-                asr=asr,
+                transcript=transcript,
                 moment_mask=np.ones(n, dtype=bool),
                 start_frame=e.start_frame,
                 end_frame=e.end_frame,
@@ -100,7 +100,7 @@ class TaskDataset(Dataset):
             return Sample(
                 **common,
                 video=video,
-                asr=asr,
+                transcript=transcript,
                 moment_mask=moment,
                 boundary_mask=boundary,
                 boundary_frames=e.boundary_frames,
@@ -113,7 +113,7 @@ class TaskDataset(Dataset):
             return Sample(
                 **common,
                 video=video[idx],
-                asr=asr[idx],
+                transcript=transcript[idx],
                 moment_mask=np.ones(len(idx), dtype=bool),
                 caption=e.step.caption,
                 caption_ids=ids,
@@ -163,5 +163,8 @@ def build_datasets(
 
 def make_store(cfg: DataConfig) -> FeatureStore:
     return FeatureStore(
-        cfg.root, length_tolerance=cfg.length_tolerance, asr_alignment=cfg.asr_alignment, cache_mb=cfg.cache_mb
+        cfg.root,
+        length_tolerance=cfg.length_tolerance,
+        transcript_alignment=cfg.transcript_alignment,
+        cache_mb=cfg.cache_mb,
     )

@@ -45,6 +45,16 @@ class FeatureError(ValueError):
     """A missing or malformed feature file; the message names the file, the problem and the fix."""
 
 
+LEGACY_SPEC_FIELDS = {
+    "asr_model": "transcript_model",
+    "asr_dir": "transcript_dir",
+    "asr_encoder": "transcript_encoder",
+    "asr_dim": "transcript_dim",
+    "asr_feat_dir": "transcript_feat_dir",
+}
+"""Field names of ``feature_spec.json`` files written by quag 0.1 -> today's names."""
+
+
 @dataclass
 class FeatureSpec:
     """What produced the features of a dataset root. Stored beside the features and in every checkpoint."""
@@ -53,11 +63,11 @@ class FeatureSpec:
     visual_dim: int = 1024
     visual_dir: str = "eva_clip_features"
     fps: float = 1.0
-    asr_model: str = "whisper-small.en"
-    asr_dir: str = "ASR"
-    asr_encoder: str = "all-MiniLM-L6-v2"
-    asr_dim: int = 384
-    asr_feat_dir: str = "ASR_feats_all-MiniLM-L6-v2"
+    transcript_model: str = "whisper-small.en"
+    transcript_dir: str = "ASR"
+    transcript_encoder: str = "all-MiniLM-L6-v2"
+    transcript_dim: int = 384
+    transcript_feat_dir: str = "ASR_feats_all-MiniLM-L6-v2"
     query_encoder: str = "eva-clip-g14-text"
     query_dim: int = 1024
     query_file: str = "query_feats_eva-clip-g14-text.pt"
@@ -65,6 +75,8 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "feature spec") -> FeatureSpec:
+        """Build from a JSON mapping; specs written by quag 0.1 (``asr_*`` field names) are read as well."""
+        data = {LEGACY_SPEC_FIELDS.get(k, k): v for k, v in data.items()}
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
@@ -100,7 +112,15 @@ class FeatureSpec:
 
     def check_compatible(self, other: FeatureSpec, what: str = "checkpoint", other_what: str = "features") -> None:
         """Raise if features made by ``other`` cannot feed a model trained on ``self``."""
-        keys = ("visual_encoder", "visual_dim", "fps", "asr_encoder", "asr_dim", "query_encoder", "query_dim")
+        keys = (
+            "visual_encoder",
+            "visual_dim",
+            "fps",
+            "transcript_encoder",
+            "transcript_dim",
+            "query_encoder",
+            "query_dim",
+        )
         diffs = [
             f"{k}: {what} {getattr(self, k)!r} vs {other_what} {getattr(other, k)!r}"
             for k in keys
@@ -202,10 +222,10 @@ class FeatureSource(Protocol):
     def visual(self, video: str, n_frames: int) -> np.ndarray:
         """(n_frames, visual_dim) float32 frame features ((n_frames, 0) when speech-only)."""
 
-    def asr(self, video: str, n_frames: int) -> np.ndarray:
-        """(n_frames, asr_dim) float32 per-second transcript features."""
+    def transcript(self, video: str, n_frames: int) -> np.ndarray:
+        """(n_frames, transcript_dim) float32 per-second transcript features."""
 
-    def query(self, text: str) -> np.ndarray:
+    def query_embedding(self, text: str) -> np.ndarray:
         """(query_dim,) float32 query embedding."""
 
 
@@ -224,10 +244,10 @@ class FeatureLayout:
         return Path(self.root) / self.spec.visual_dir / f"{self.stem(video)}.mp4.pt"
 
     def srt_path(self, video: str) -> Path:
-        return Path(self.root) / self.spec.asr_dir / f"{self.stem(video)}.srt"
+        return Path(self.root) / self.spec.transcript_dir / f"{self.stem(video)}.srt"
 
-    def asr_feat_path(self, video: str) -> Path:
-        return Path(self.root) / self.spec.asr_feat_dir / f"{self.stem(video)}.pt"
+    def transcript_feat_path(self, video: str) -> Path:
+        return Path(self.root) / self.spec.transcript_feat_dir / f"{self.stem(video)}.pt"
 
     def query_path(self) -> Path:
         return Path(self.root) / self.spec.query_file
@@ -240,7 +260,7 @@ class FeatureStore:
         root: dataset root.
         spec: feature spec; default: ``<root>/feature_spec.json`` or the official one.
         length_tolerance: largest |rows - round(duration)| that is fixed instead of raising.
-        asr_alignment: ``official`` or ``overlap`` (see :func:`quag.data.srt.spread_cues`).
+        transcript_alignment: ``reference`` or ``overlap`` (see :func:`quag.data.srt.spread_cues`).
         cache_mb: memory for decoded tensors.
     """
 
@@ -249,7 +269,7 @@ class FeatureStore:
         root: str | Path,
         spec: FeatureSpec | None = None,
         length_tolerance: int = 3,
-        asr_alignment: str = "official",
+        transcript_alignment: str = "reference",
         cache_mb: int = 4096,
     ) -> None:
         self.root = Path(root)
@@ -258,7 +278,7 @@ class FeatureStore:
         self.spec = spec or FeatureSpec.load(self.root)
         self.layout = FeatureLayout(self.root, self.spec)
         self.length_tolerance = length_tolerance
-        self.asr_alignment = asr_alignment
+        self.transcript_alignment = transcript_alignment
         self.report = LengthReport()
         self._cache = _LRU(cache_mb * 2**20)
         self._queries: dict[str, np.ndarray] | None = None
@@ -270,8 +290,8 @@ class FeatureStore:
     def srt_path(self, video: str) -> Path:
         return self.layout.srt_path(video)
 
-    def asr_feat_path(self, video: str) -> Path:
-        return self.layout.asr_feat_path(video)
+    def transcript_feat_path(self, video: str) -> Path:
+        return self.layout.transcript_feat_path(video)
 
     def query_path(self) -> Path:
         return self.layout.query_path()
@@ -307,25 +327,28 @@ class FeatureStore:
         self._cache.put(key, arr)
         return arr
 
-    def asr(self, video: str, n_frames: int) -> np.ndarray:
-        """(n_frames, asr_dim) per-second transcript features (zeros where nobody speaks)."""
+    def transcript(self, video: str, n_frames: int) -> np.ndarray:
+        """(n_frames, transcript_dim) per-second transcript features (zeros where nobody speaks)."""
         key = ("a", video, n_frames)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        srt_path, feat_path = self.srt_path(video), self.asr_feat_path(video)
+        srt_path, feat_path = self.srt_path(video), self.transcript_feat_path(video)
         if not srt_path.is_file():
             raise FeatureError(f"transcript {srt_path} not found: {OBTAIN_HINT}")
         cues = read_srt(srt_path)
         emb = _check_matrix(
-            load_tensor_file(feat_path, "transcript embedding"), feat_path, self.spec.asr_dim, "transcript embeddings"
+            load_tensor_file(feat_path, "transcript embedding"),
+            feat_path,
+            self.spec.transcript_dim,
+            "transcript embeddings",
         )
         if emb.shape[0] != len(cues):
             raise FeatureError(
                 f"{feat_path}: {emb.shape[0]} embedding rows but {srt_path} has {len(cues)} cues; "
                 "re-embed the transcript (one row per cue, in file order)"
             )
-        arr = spread_cues(cues, emb, n_frames, self.asr_alignment)
+        arr = spread_cues(cues, emb, n_frames, self.transcript_alignment)
         self._cache.put(key, arr)
         return arr
 
@@ -353,7 +376,7 @@ class FeatureStore:
             self._queries = {q: arr[i] for i, q in enumerate(queries)}
         return self._queries
 
-    def query(self, text: str) -> np.ndarray:
+    def query_embedding(self, text: str) -> np.ndarray:
         table = self.queries()
         if text not in table:
             raise FeatureError(
@@ -366,7 +389,7 @@ class FeatureStore:
         """Raise one error listing every missing feature file of ``videos`` (checked before training)."""
         missing = []
         for v in videos:
-            paths = [self.srt_path(v), self.asr_feat_path(v)]
+            paths = [self.srt_path(v), self.transcript_feat_path(v)]
             if not self.spec.speech_only:  # a speech-only root has no frame files
                 paths.insert(0, self.visual_path(v))
             for p in paths:

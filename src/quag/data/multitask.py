@@ -1,6 +1,6 @@
 """Multi-task loading: single-task batches interleaved in a seeded, proportional, shuffled order each epoch.
 
-This is what the reference's ``MultitaskLoader(sampling='roundrobin')`` really does (reference-anatomy 3):
+This is what the reference's ``MultitaskLoader(sampling='roundrobin')`` really does (docs/training.md):
 each epoch lists every task once per batch of its loader, shuffles that list and consumes it, so every batch of
 every task is seen exactly once per epoch and tasks are mixed in proportion to their sizes. Unlike the
 reference, the length stays constant during the epoch, the order depends on ``(seed, epoch)`` only, and the

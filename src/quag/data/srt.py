@@ -8,7 +8,7 @@ A file is a sequence of blocks separated by blank lines::
 
 The official loader reads cue times with ``timedelta.seconds`` (whole seconds, fractions dropped) and fills
 rows ``floor(start) .. floor(end) - 1`` of a zero (T, D) matrix with the cue's embedding; later cues overwrite
-earlier ones, a cue inside one second gets no row, silence stays zero (reference-anatomy 1.7).
+earlier ones, a cue inside one second gets no row, silence stays zero (docs/data.md).
 """
 
 from __future__ import annotations
@@ -92,26 +92,27 @@ def format_srt(cues: list[Cue]) -> str:
     return "\n".join(blocks)
 
 
-def spread_cues(cues: list[Cue], embeddings: np.ndarray, n_frames: int, mode: str = "official") -> np.ndarray:
+def spread_cues(cues: list[Cue], embeddings: np.ndarray, n_frames: int, mode: str = "reference") -> np.ndarray:
     """Per-second transcript features: (n_frames, D), zero where nobody speaks.
 
     Args:
         cues: the SRT cues, in file order (row i of ``embeddings`` belongs to cue i).
         embeddings: (n_cues, D) cue embeddings.
         n_frames: number of 1-fps frames of the video.
-        mode: ``official`` (whole-second truncation, later cues overwrite, sub-second cues dropped) or
-            ``overlap`` (each second takes the cue overlapping ``[t, t+1)`` the most; ties to the later cue).
+        mode: ``reference`` (the official features' rule: whole-second truncation, later cues overwrite,
+            sub-second cues dropped) or ``overlap`` (each second takes the cue overlapping ``[t, t+1)`` the most;
+            ties to the later cue).
     """
     if embeddings.ndim != 2 or embeddings.shape[0] != len(cues):
         raise ValueError(f"{len(cues)} cues need a ({len(cues)}, D) embedding matrix, got {tuple(embeddings.shape)}")
     out = np.zeros((n_frames, embeddings.shape[1]), dtype=np.float32)
-    if mode == "official":
+    if mode == "reference":
         for i, c in enumerate(cues):
             s, e = int(math.floor(c.start)), int(math.floor(c.end))
             out[s:e] = embeddings[i]  # numpy clips slices past the end, as the reference
         return out
     if mode != "overlap":
-        raise ValueError(f"unknown ASR alignment {mode!r}; expected official or overlap")
+        raise ValueError(f"unknown ASR alignment {mode!r}; expected reference or overlap")
     best = np.zeros(n_frames)
     for i, c in enumerate(cues):
         lo, hi = int(math.floor(c.start)), min(int(math.ceil(c.end)), n_frames)

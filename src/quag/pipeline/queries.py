@@ -1,7 +1,7 @@
 """Query embeddings: encode every query of a dataset root once (``quag encode-queries``).
 
-The reference re-encodes each query with the frozen EVA-CLIP-g/14 text tower at every step (reference-anatomy
-2.1); the embedding is a function of the query text only, so it is computed once and stored as
+The reference re-encodes each query with the frozen EVA-CLIP-g/14 text tower at every step
+(docs/reference.md); the embedding is a function of the query text only, so it is computed once and stored as
 ``<root>/<spec.query_file>`` in the format :meth:`quag.data.features.FeatureStore.queries` reads::
 
     {"queries": [str, ...], "embeddings": (Q, D) float32 tensor, "encoder": str}

@@ -1,7 +1,7 @@
 """Reading videos with PyAV: probing, 1-fps frame selection (the official rule) and 16 kHz mono audio.
 
 Frame rule. The official ``extract_frames.py`` seeks OpenCV to ``t * 1000`` ms for t = 0, 1, 2, ... and reads one
-frame per second until a read fails (reference-anatomy 6). OpenCV's FFmpeg backend turns a millisecond position
+frame per second until a read fails (docs/pipeline.md). OpenCV's FFmpeg backend turns a millisecond position
 into the frame index ``floor(t * fps + 0.5)`` and the read fails once that index reaches the frame count N. So
 second t yields the frame nearest to t (ties to the later one) and the number of rows is::
 

@@ -1,6 +1,6 @@
 """1-fps frame features with the EVA-CLIP image tower: preprocessing, batching, L2 normalisation.
 
-Preprocessing is the reference's torchvision pipeline on PIL images (reference-anatomy 6), reimplemented with
+Preprocessing is the reference's torchvision pipeline on PIL images (docs/pipeline.md), reimplemented with
 PIL and NumPy so that torchvision is not needed:
 
 1. ``Resize(224, BICUBIC)``: the shorter side becomes 224, the longer ``int(224 * long / short)``

@@ -75,7 +75,7 @@ class TVSumVideo:
         title: The title, i.e. the text query.
         visual: (T, 2048) float32, I3D RGB then flow.
         audio: (T, 2048) float32, PANN.
-        query: (512,) float32, pooled CLIP text embedding of the title.
+        query_embedding: (512,) float32, pooled CLIP text embedding of the title.
         annotations: (T, 20) float64 importance scores 1..5, one column per annotator.
         stream_lengths: Rows of each stream before truncation (``rgb``, ``opt``, ``audio``, ``labels``).
     """
@@ -85,7 +85,7 @@ class TVSumVideo:
     title: str
     visual: np.ndarray
     audio: np.ndarray
-    query: np.ndarray
+    query_embedding: np.ndarray
     annotations: np.ndarray
     stream_lengths: dict[str, int] = field(default_factory=dict)
 
@@ -143,7 +143,7 @@ def load_video(root: Path, video_id: str, record: dict, normalize: bool = True) 
         title=str(record["title"]),
         visual=visual,
         audio=audio,
-        query=query,
+        query_embedding=query,
         annotations=anno[:t],
         stream_lengths=lengths,
     )
@@ -182,7 +182,7 @@ class TVSumBatch:
         video_ids: B ids, batch order.
         visual: (B, T, Dv) float32, zero on padding.
         audio: (B, T, Da) float32, zero on padding.
-        query: (B, Dq) float32.
+        query_embedding: (B, Dq) float32.
         video_mask: (B, T) bool, True on real clips.
         saliency: (B, T) float32 targets in [0, 1] (:meth:`TVSumVideo.saliency_target`), 0 on padding.
     """
@@ -190,7 +190,7 @@ class TVSumBatch:
     video_ids: list[str]
     visual: torch.Tensor
     audio: torch.Tensor
-    query: torch.Tensor
+    query_embedding: torch.Tensor
     video_mask: torch.Tensor
     saliency: torch.Tensor
 
@@ -199,7 +199,7 @@ class TVSumBatch:
             self.video_ids,
             self.visual.to(device),
             self.audio.to(device),
-            self.query.to(device),
+            self.query_embedding.to(device),
             self.video_mask.to(device),
             self.saliency.to(device),
         )
@@ -220,5 +220,5 @@ def collate_videos(videos: Sequence[TVSumVideo]) -> TVSumBatch:
         audio[i, :n] = torch.from_numpy(v.audio)
         mask[i, :n] = True
         saliency[i, :n] = torch.from_numpy(v.saliency_target())
-    query = torch.from_numpy(np.stack([v.query for v in videos]))  # (B, Dq)
+    query = torch.from_numpy(np.stack([v.query_embedding for v in videos]))  # (B, Dq)
     return TVSumBatch([v.video_id for v in videos], visual, audio, query, mask, saliency)

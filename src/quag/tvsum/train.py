@@ -100,7 +100,7 @@ def predict_saliency(model: TVSumQuag, videos: Sequence[TVSumVideo]) -> dict[str
     out: dict[str, list[float]] = {}
     for v in videos:
         batch = collate_videos([v])
-        scores = model(batch.visual, batch.audio, batch.query, batch.video_mask).scores[0]  # (T,)
+        scores = model(batch.visual, batch.audio, batch.query_embedding, batch.video_mask).scores[0]  # (T,)
         out[v.video_id] = [float(x) for x in scores.tolist()]
     model.train(was_training)
     return out
@@ -155,9 +155,9 @@ def train_category(
         for i in range(0, len(order), t.batch_size):
             batch = collate_videos([train_videos[j] for j in order[i : i + t.batch_size]])
             # QD-DETR's negative pair: each video under the next video's title (needs two distinct videos).
-            use_negative = weights.negative_query > 0 and batch.query.shape[0] > 1
-            negative = batch.query.roll(1, dims=0) if use_negative else None  # (B, Dq)
-            out = model(batch.visual, batch.audio, batch.query, batch.video_mask, negative_query=negative)
+            use_negative = weights.negative_query > 0 and batch.query_embedding.shape[0] > 1
+            negative = batch.query_embedding.roll(1, dims=0) if use_negative else None  # (B, Dq)
+            out = model(batch.visual, batch.audio, batch.query_embedding, batch.video_mask, negative_query=negative)
             terms = saliency_loss(
                 out.scores, batch.saliency, batch.video_mask, weights, out.msp_loss, out.negative_scores
             )
