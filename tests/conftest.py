@@ -1,29 +1,20 @@
-"""Shared fixtures: a tiny HiREST-sim root built from the real annotations with a hash text encoder."""
+"""Shared fixtures: a tiny HiREST-sim root built from the real annotations with a hash text encoder.
+
+Every test folder is a package: helpers are imported as ``tests.helpers`` or ``tests.<folder>.helpers``, and
+fixtures come from the ``conftest.py`` files.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from tests.helpers import HIREST, hash_encode
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-REPO = Path(__file__).resolve().parents[1]
-HIREST = REPO / "data" / "hirest"
-
-
-def hash_encode(texts: list[str], dim: int = 384) -> np.ndarray:
-    """Deterministic stand-in for MiniLM: a unit vector per text, seeded by its hash."""
-    out = np.empty((len(texts), dim), dtype=np.float32)
-    for i, t in enumerate(texts):
-        seed = int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little")
-        v = np.random.default_rng(seed).standard_normal(dim)
-        out[i] = v / np.linalg.norm(v)
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,10 @@
 
 A command module defines ``add_arguments(parser)`` and ``run(args) -> int``; its work is one library call.
 ``main(argv)`` returns the exit status, so tests call it in-process.
+
+Help texts: every option has one, and :class:`HelpFormatter` prints an option's default once, as
+``(default: X)``. An option whose default is ``None`` (or a flag) shows nothing, unless its help ends with its own
+``(default: ...)`` saying what happens when it is omitted.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import argparse
 import importlib
 import logging
 import sys
+from types import ModuleType
 
 from quag import __version__
 
@@ -43,13 +48,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help when it has a value to show and the help does not give one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if "(default" in text or default is None or default is False or default is argparse.SUPPRESS:
+            return text
+        if not action.option_strings and action.nargs not in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return text  # a required positional has no default
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"  # the help string is %-formatted next
+
+
+def command_parser(name: str) -> tuple[argparse.ArgumentParser, ModuleType]:
+    """The parser of subcommand ``name`` and its module (imported here)."""
     module_name, help_text = COMMANDS[name]
     module = importlib.import_module(f"quag.commands.{module_name}")
-    parser = argparse.ArgumentParser(
-        prog=f"quag {name}", description=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    module.add_arguments(parser)  # type: ignore[attr-defined]
+    parser = argparse.ArgumentParser(prog=f"quag {name}", description=help_text, formatter_class=HelpFormatter)
+    module.add_arguments(parser)
     return parser, module
 
 
@@ -68,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    parser, module = _command_parser(argv[idx])
+    parser, module = command_parser(argv[idx])
     args = parser.parse_intermixed_args(argv[idx + 1 :])  # key=value overrides may follow options
     try:
-        return int(module.run(args) or 0)  # type: ignore[attr-defined]
+        return int(module.run(args) or 0)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         if top_args.verbose:
             raise

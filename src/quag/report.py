@@ -29,14 +29,32 @@ def _esc(x: Any) -> str:
     return html.escape(str(x))
 
 
+def column_groups(columns: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """Metric keys ``<task>/<metric>`` as ``[(task, [metric, ...]), ...]``: runs of one task, in column order.
+
+    Tables head a column with its key itself, split in two: the task over its run of columns, then the metric.
+    """
+    groups: list[tuple[str, list[str]]] = []
+    for column in columns:
+        task, _, metric = column.rpartition("/")
+        if groups and groups[-1][0] == task:
+            groups[-1][1].append(metric)
+        else:
+            groups.append((task, [metric]))
+    return groups
+
+
 def metrics_table(rows: dict[str, dict[str, float]], columns: Sequence[str]) -> str:
     """An HTML table: one row per system, one column per metric key (missing values shown as -)."""
-    head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
+    groups = column_groups(columns)
+    tasks = "".join(f'<th colspan="{len(metrics)}">{_esc(task)}</th>' for task, metrics in groups)
+    metrics = "".join(f"<th>{_esc(metric)}</th>" for _, names in groups for metric in names)
+    head = f'<tr><th rowspan="2">system</th>{tasks}</tr><tr>{metrics}</tr>'
     body = []
     for name, m in rows.items():
         cells = "".join(f"<td>{m[c]:.2f}</td>" if c in m else "<td>-</td>" for c in columns)
         body.append(f"<tr><td>{_esc(name)}</td>{cells}</tr>")
-    return f"<table><tr><th>system</th>{head}</tr>{''.join(body)}</table>"
+    return f"<table>{head}{''.join(body)}</table>"
 
 
 def loss_curves_svg(metrics_jsonl: str | Path, width: int = 900, height: int = 240) -> str:

@@ -12,4 +12,4 @@ def check_task(name: str) -> Task:
     """Return ``name`` as a :data:`Task`, or raise ``ValueError`` listing the valid names."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
-    return name  # type: ignore[return-value]
+    return name

@@ -1,8 +1,9 @@
+from pathlib import Path
+
 import pytest
 
 from quag.cli import COMMANDS, main
-
-from ..conftest import HIREST
+from tests.helpers import HIREST
 
 
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
@@ -28,6 +29,6 @@ def test_data_stats_prints_the_official_counts(capsys: pytest.CaptureFixture[str
     assert "val       477    193            78         78    606" in out
 
 
-def test_errors_are_reported_not_raised(capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_errors_are_reported_not_raised(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["data-stats", "--data", str(tmp_path)]) == 1
     assert "all_data_train.json not found" in capsys.readouterr().err

@@ -3,10 +3,10 @@ from pathlib import Path
 import pytest
 
 from quag.demo import format_table, run_demo
+from tests.training.helpers import tiny_overrides
 
-from ..training.helpers_training import tiny_overrides
 
-
+@pytest.mark.slow
 def test_demo_end_to_end_on_tiny_data(sim_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = Path(__file__).resolve().parents[2] / "configs" / "sim_quag_cpu.yaml"
     result = run_demo(

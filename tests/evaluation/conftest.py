@@ -1,20 +1,13 @@
-"""Shared fixtures of the evaluation tests: the tiny HiREST root and one METEOR process for the whole session."""
+"""Fixtures of the evaluation tests: one METEOR process for the whole session (paths: ``tests.evaluation.helpers``)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from quag.evaluation.metrics.captioning import MeteorScorer, java_problem
-
-FIXTURES = Path(__file__).parent / "fixtures"
-TINY = FIXTURES / "hirest_tiny"
-TINY_SPLIT = TINY / "splits" / "all_data_val.json"
-TINY_STEPS = TINY / "val_testing" / "formated_moment_evaluation_gt.json"
-REAL = Path(__file__).resolve().parents[2] / "data" / "hirest"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

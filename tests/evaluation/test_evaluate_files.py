@@ -13,8 +13,7 @@ from quag.cli import main
 from quag.data.annotations import load_split
 from quag.evaluation.evaluate import evaluate_files, evaluate_predictions, flat_metrics, format_table
 from quag.evaluation.ground_truth import GroundTruthError, step_ground_truth, steps_from_split
-
-from .conftest import FIXTURES, REAL, TINY_SPLIT, TINY_STEPS
+from tests.evaluation.helpers import FIXTURES, REAL, TINY_SPLIT, TINY_STEPS
 
 CASES = {
     "moment_retrieval": (TINY_SPLIT, {}),

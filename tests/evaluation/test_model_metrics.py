@@ -15,14 +15,13 @@ from quag.evaluation.evaluate import evaluate_predictions  # noqa: E402
 from quag.evaluation.ground_truth import step_ground_truth  # noqa: E402
 from quag.evaluation.metrics.bertscore import BertScorer  # noqa: E402
 from quag.evaluation.metrics.entailment import EntailmentScorer  # noqa: E402
-
-from .conftest import TINY_STEPS  # noqa: E402
+from tests.evaluation.helpers import TINY_STEPS  # noqa: E402
 
 VOCAB = Path(__file__).resolve().parents[2] / "src" / "quag" / "assets" / "bert-base-uncased-vocab.txt"
 ID2LABEL = {0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"}
 
 
-def _tiny_config(**extra: object) -> transformers.BertConfig:
+def _tiny_bert_config(**extra: object) -> transformers.BertConfig:
     return transformers.BertConfig(
         vocab_size=30522,
         hidden_size=16,
@@ -45,7 +44,7 @@ def nli_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 3-way classifier whose output bias makes ENTAILMENT win for every pair."""
     path = tmp_path_factory.mktemp("nli")
     torch.manual_seed(0)
-    config = _tiny_config(num_labels=3, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()})
+    config = _tiny_bert_config(num_labels=3, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()})
     model = transformers.BertForSequenceClassification(config)
     with torch.no_grad():
         model.classifier.weight.zero_()
@@ -59,7 +58,7 @@ def nli_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("encoder")
     torch.manual_seed(0)
-    transformers.BertModel(_tiny_config()).save_pretrained(path)
+    transformers.BertModel(_tiny_bert_config()).save_pretrained(path)
     _save_tokenizer(path)
     return path
 

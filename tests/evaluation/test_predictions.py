@@ -16,8 +16,7 @@ from quag.evaluation.predictions import (
     parse_predictions,
     write_predictions,
 )
-
-from .conftest import FIXTURES
+from tests.evaluation.helpers import FIXTURES
 
 TASKS = ["video_retrieval", "moment_retrieval", "moment_segmentation", "step_captioning"]
 

@@ -13,8 +13,7 @@ from quag.evaluation.evaluate import evaluate_files, evaluate_predictions
 from quag.evaluation.ground_truth import step_ground_truth
 from quag.evaluation.metrics import captioning as coco
 from quag.evaluation.predictions import load_predictions
-
-from .conftest import FIXTURES, TINY_STEPS
+from tests.evaluation.helpers import FIXTURES, TINY_STEPS
 
 REFS = ["Mix flour and eggs in a bowl", "Pour the batter into the hot pan.", "Flip the pancake"]
 CANDS = ["Mix the flour and eggs", "pour the batter in a pan", "serve with syrup"]
@@ -101,7 +100,7 @@ def test_spice_is_not_computed_without_corenlp(tmp_path: Path, monkeypatch: pyte
 
 
 def test_caption_metric_names() -> None:
-    assert CaptionOptions(metrics=("cider", "Bleu_4", "BLEU", "meteor")).metrics == ("BLEU", "METEOR", "CIDEr")
+    assert CaptionOptions(metrics=("cider", "Bleu_1", "BLEU", "meteor")).metrics == ("Bleu_4", "METEOR", "CIDEr")
     with pytest.raises(ValueError, match="unknown caption metrics"):
         CaptionOptions(metrics=("BLEURT",))
 

@@ -15,8 +15,7 @@ from quag.tvsum.data import TVSUM_SPLITS, load_tvsum
 from quag.tvsum.metrics import video_top5_map
 from quag.tvsum.table import PAPER_TABLE5, mean_std, summarize
 from quag.tvsum.train import CategoryResult, train_category
-
-from .conftest import tiny_overrides
+from tests.tvsum.helpers import tiny_tvsum_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,7 +66,7 @@ def test_command_end_to_end_and_resume(synthetic_tvsum: Path, tmp_path: Path) ->
         "--no-progress",
         "train.eval_every=2",
         "train.workers=1",
-        *tiny_overrides(synthetic_tvsum),
+        *tiny_tvsum_overrides(synthetic_tvsum),
     ]
     assert main(args) == 0
     run = tmp_path / "runs" / "t"
@@ -100,11 +99,12 @@ def test_command_end_to_end_and_resume(synthetic_tvsum: Path, tmp_path: Path) ->
     assert json.loads((run / "seed_0" / "results.json").read_text())["wall_s_elapsed"] is None
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_result(synthetic_tvsum: Path) -> None:
     """Two spawned workers (the default) reproduce the in-process numbers of the same seed."""
     from quag.tvsum.train import run_seed
 
-    base = ["data.categories=[VU, BK]", "train.epochs=2", "train.eval_every=1", *tiny_overrides(synthetic_tvsum)]
+    base = ["data.categories=[VU, BK]", "train.epochs=2", "train.eval_every=1", *tiny_tvsum_overrides(synthetic_tvsum)]
     videos = load_tvsum(synthetic_tvsum, ("VU", "BK"))
     out = {}
     for workers in (1, 2):
@@ -114,6 +114,7 @@ def test_worker_processes_give_the_same_result(synthetic_tvsum: Path) -> None:
         np.testing.assert_allclose(np.array(out[1][cat].curve), np.array(out[2][cat].curve), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_tiny_training_beats_random_saliency(tvsum_dir: Path) -> None:
     """A small QUAG trained for a few seconds on one real category beats random scores on its test video."""
     cat = "BK"  # short videos; measured: random ~39 mAP, this model 74-78 after 40 epochs for seeds 0-2

@@ -23,7 +23,7 @@ def split_stats(videos: list[A.VideoAnnotation]) -> dict[str, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="data/hirest", help="dataset or annotation root")
-    parser.add_argument("--splits", nargs="+", default=["train", "val"])
+    parser.add_argument("--splits", nargs="+", default=["train", "val"], help="splits to count")
     parser.add_argument(
         "--check-features",
         action="store_true",
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             store.check_files([v.video for v in used])
             for v in tqdm(used, desc=f"check {split}", unit="video"):
                 store.visual(v.video, v.num_frames)
-                store.asr(v.video, v.num_frames)
-                store.query(v.query)
+                store.transcript(v.video, v.num_frames)
+                store.query_embedding(v.query)
         print(store.report.summary())
     return 0

@@ -9,7 +9,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="configs/sim_quag_cpu.yaml", help="experiment config")
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
     parser.add_argument("--report-videos", type=int, default=6, help="videos drawn in the HTML report")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from quag.commands import add_device_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("root", type=Path, help="dataset root with splits/all_data_<split>.json")
@@ -21,19 +23,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bpe",
         type=Path,
         default=None,
-        help="CLIP BPE vocabulary bpe_simple_vocab_16e6.txt.gz; None = the one of the openai-clip package",
+        help="CLIP BPE vocabulary bpe_simple_vocab_16e6.txt.gz (default: the one of the openai-clip package)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    add_device_argument(parser, "device of the query encoder")
 
 
 def run(args: argparse.Namespace) -> int:
+    from quag.inference.device import resolve_device
     from quag.pipeline.queries import encode_queries, load_query_encoder
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     name = args.encoder
     if name == "auto":
         name = "eva-clip-text" if args.checkpoint is not None else "minilm"
-    encoder = load_query_encoder(name, checkpoint=args.checkpoint, bpe_path=args.bpe, device=args.device)
+    device = str(resolve_device(args.device))
+    encoder = load_query_encoder(name, checkpoint=args.checkpoint, bpe_path=args.bpe, device=device)
     path = encode_queries(args.root, encoder)
     print(f"wrote {path} ({encoder.name}, {encoder.dim}-d); feature_spec.json updated")
     return 0

@@ -10,10 +10,18 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from quag.commands import add_device_argument
 from quag.evaluation.predictions import EVAL_TASKS
 
 if TYPE_CHECKING:
     from quag.evaluation.captions import CaptionOptions
+
+
+def caption_metric(name: str) -> str:
+    """A ``--caption-metrics`` value in any case, or any output key of a scorer, as the scorer's name."""
+    from quag.evaluation.metrics.captioning import SCORER_OF
+
+    return SCORER_OF.get(name.lower(), name)  # argparse's choices check rejects unknown names
 
 
 def add_caption_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,43 +32,52 @@ def add_caption_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--caption-metrics",
         nargs="+",
+        type=caption_metric,
         choices=COCO_METRICS,
         default=list(COCO_METRICS),
-        help="coco-caption scorers to run (METEOR starts a Java process that loads for ~15 s)",
+        metavar="METRIC",
+        help=f"coco-caption scorers to run, of {', '.join(COCO_METRICS)}; Bleu_4 also reports Bleu_1..Bleu_3, "
+        "METEOR starts a Java process that loads for ~15 s",
     )
     group.add_argument(
         "--spice-corenlp",
         default=None,
         metavar="DIR",
-        help="folder with stanford-corenlp-3.6.0.jar and -models.jar for SPICE "
-        "(else $QUAG_CORENLP_DIR, then pycocoevalcap's spice/lib; never downloaded)",
+        help="folder with stanford-corenlp-3.6.0.jar and -models.jar for SPICE, never downloaded "
+        "(default: $QUAG_CORENLP_DIR, then pycocoevalcap's spice/lib)",
     )
     group.add_argument(
         "--nli-model",
         default=None,
         metavar="DIR",
-        help="local transformers NLI sequence classifier for Entailment (else not computed)",
+        help="local transformers NLI sequence classifier for Entailment (default: none, Entailment not computed)",
     )
-    group.add_argument("--nli-entailment-label", default=None, help="entailment class name in the model's id2label")
+    group.add_argument(
+        "--nli-entailment-label",
+        default=None,
+        help="entailment class name in the model's id2label (default: the label starting with 'entail')",
+    )
     group.add_argument(
         "--bertscore-model",
         default=None,
         metavar="DIR",
-        help="local transformers encoder for BERTScore_F1 (officially roberta-large; else not computed)",
+        help="local transformers encoder for BERTScore_F1, officially roberta-large "
+        "(default: none, BERTScore_F1 not computed)",
     )
     group.add_argument(
         "--bertscore-layer",
         type=int,
         default=None,
-        help="hidden state for BERTScore; if omitted, 17 for a 24-layer RoBERTa (roberta-large), else the last",
+        help="hidden state for BERTScore (default: 17 for a 24-layer RoBERTa like roberta-large, else the last)",
     )
-    group.add_argument("--device", default="cpu", help="torch device for the NLI and BERTScore models")
+    add_device_argument(group, "device of the NLI and BERTScore models")
     group.add_argument("--java", default="java", help="Java executable")
 
 
 def caption_options_from_args(args: argparse.Namespace) -> CaptionOptions:
     """Build :class:`~quag.evaluation.captions.CaptionOptions` from :func:`add_caption_arguments` flags."""
     from quag.evaluation.captions import CaptionOptions
+    from quag.inference.device import resolve_device
 
     return CaptionOptions(
         metrics=tuple(args.caption_metrics),
@@ -70,12 +87,12 @@ def caption_options_from_args(args: argparse.Namespace) -> CaptionOptions:
         nli_entailment_label=args.nli_entailment_label,
         bertscore_model=args.bertscore_model,
         bertscore_layer=args.bertscore_layer,
-        device=args.device,
+        device=str(resolve_device(args.device)),
     )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", required=True, choices=EVAL_TASKS)
+    parser.add_argument("--task", required=True, choices=EVAL_TASKS, help="task of the predictions")
     parser.add_argument("pred", type=Path, help="predictions: official JSON, or JSONL records (.jsonl)")
     parser.add_argument(
         "gt",
@@ -87,14 +104,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         default=None,
-        help="report JSON; if omitted, <PRED stem>.metrics.json beside the predictions",
+        help="report JSON (default: <PRED stem>.metrics.json beside the predictions)",
     )
     parser.add_argument("--per-category", action="store_true", help="add one row per HiREST category")
     parser.add_argument(
         "--categories",
         type=Path,
         default=None,
-        help="categories.json; if omitted, evaluation/categories.json of the GT file's dataset root",
+        help="categories.json (default: evaluation/categories.json of the GT file's dataset root)",
     )
     parser.add_argument(
         "--preprocess-moment-bounds",

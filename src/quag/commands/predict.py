@@ -13,6 +13,8 @@ import argparse
 import os
 from pathlib import Path
 
+from quag.commands import add_device_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", type=Path, help="video file (.mp4, ...)")
@@ -27,10 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="EVA-CLIP-g/14 weights (eva_clip_psz14.pt); not needed for a speech-only checkpoint with MiniLM queries",
     )
     parser.add_argument(
-        "--whisper-model", type=Path, default=None, help="faster-whisper model directory; None = Whisper tiny.en"
+        "--whisper-model", type=Path, default=None, help="faster-whisper model directory (default: Whisper tiny.en)"
     )
     parser.add_argument(
-        "--whisper-compute-type", default="default", help="CTranslate2 compute type: default, int8 (faster on CPU)"
+        "--whisper-compute-type",
+        default="default",
+        help="CTranslate2 compute type: default (the model's own), int8 (faster on CPU)",
     )
     parser.add_argument("--bpe", type=Path, default=None, help="CLIP BPE merges file (EVA-CLIP text queries)")
     parser.add_argument("--out", type=Path, default=Path("predictions"), help="output folder")
@@ -41,10 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="feature cache (default: $QUAG_CACHE_DIR or ~/.cache/quag/features)",
     )
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    add_device_argument(parser, "device of the model and the encoders")
 
 
 def run(args: argparse.Namespace) -> int:
+    from quag.inference.device import resolve_device
     from quag.pipeline.asr import WhisperOptions
     from quag.pipeline.predictor import Predictor, default_cache_dir, write_prediction_files
 
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         eva_clip_checkpoint=args.eva_clip_checkpoint,
         whisper_model=args.whisper_model,
         bpe=args.bpe,
-        device=args.device,
+        device=str(resolve_device(args.device)),
         cache_dir=cache,
         whisper_options=WhisperOptions(compute_type=args.whisper_compute_type),
     )

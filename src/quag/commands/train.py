@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from quag.commands import add_device_argument
 from quag.config import load_config
 
 
@@ -14,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML experiment config (configs/*.yaml)")
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. train.lr=2e-5")
     parser.add_argument("--resume", help="checkpoint folder to continue from (e.g. runs/<name>/checkpoints/last)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i")
+    add_device_argument(parser, "training device")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -11,7 +11,7 @@ item with a single reference. Differences, each counted in the report:
 * captions that carry ``start``/``end`` are still paired by index; those whose span differs from the GT step
   span are counted (``span_mismatches``) so a caller can see that the pairing is off.
 
-Corpus-level scorers (BLEU, METEOR, CIDEr) are rerun on each category's subset, as the official code does; item
+Corpus-level scorers (Bleu_n, METEOR, CIDEr) are rerun on each category's subset, as the official code does; item
 scores (SPICE, entailment, BERTScore) are computed once and averaged per group.
 """
 
@@ -35,8 +35,8 @@ class CaptionOptions:
     """Which caption scorers run, and where their local resources are."""
 
     metrics: tuple[str, ...] = coco.COCO_METRICS
-    """coco-caption scorers to run: BLEU, METEOR, ROUGE_L, CIDEr, SPICE (any case; output keys such as "Bleu_4"
-    select their scorer)."""
+    """coco-caption scorers to run: Bleu_4, METEOR, ROUGE_L, CIDEr, SPICE (any case; any output key such as "Bleu_1",
+    or "BLEU", selects its scorer)."""
     java: str = "java"
     """Java executable (PTB tokenizer, METEOR, SPICE)."""
     spice_corenlp_dir: str | None = None
@@ -54,9 +54,8 @@ class CaptionOptions:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        # Accept scorer names in any case and output keys too ("bleu", "Bleu_4" -> BLEU), keep the official order.
-        alias = {name.lower(): name for name in coco.COCO_METRICS}
-        alias.update({key.lower(): name for name, keys in coco.METRIC_KEYS.items() for key in keys})
+        # Accept scorer names in any case and output keys too ("bleu", "Bleu_1" -> Bleu_4), keep the official order.
+        alias = coco.SCORER_OF
         unknown = [m for m in self.metrics if m.lower() not in alias]
         if unknown:
             raise ValueError(f"unknown caption metrics {unknown}; expected some of {', '.join(coco.COCO_METRICS)}")
@@ -205,8 +204,8 @@ def _coco_scores(
             if not idx:
                 continue
             sub_refs, sub_cands = [refs[i] for i in idx], [cands[i] for i in idx]
-            if "BLEU" in wanted:
-                for key, value in zip(coco.METRIC_KEYS["BLEU"], coco.bleu(sub_cands, sub_refs), strict=True):
+            if "Bleu_4" in wanted:
+                for key, value in zip(coco.METRIC_KEYS["Bleu_4"], coco.bleu(sub_cands, sub_refs), strict=True):
                     out[g][key] = value * 100
             if "METEOR" in wanted and meteor is not None:
                 out[g]["METEOR"] = meteor.score(sub_cands, sub_refs)[0] * 100
@@ -220,8 +219,8 @@ def _coco_scores(
     finally:
         if own_meteor and meteor is not None:
             meteor.close()
-    for key in coco.METRIC_KEYS["BLEU"]:
-        if "BLEU" in wanted:
+    for key in coco.METRIC_KEYS["Bleu_4"]:
+        if "Bleu_4" in wanted:
             scorers[key] = f"Bleu(4) ({version}), corpus level, closest reference length, {tokenization}"
     if "METEOR" in wanted:
         scorers["METEOR"] = f"METEOR 1.5 jar ({version}), -l en -norm, one process per evaluation, {tokenization}"

@@ -1,4 +1,4 @@
-"""The coco-caption metrics of HiREST step captioning: PTB tokens, BLEU-1..4, METEOR, ROUGE-L, CIDEr, SPICE.
+"""The coco-caption metrics of HiREST step captioning: PTB tokens, Bleu_1..Bleu_4, METEOR, ROUGE_L, CIDEr, SPICE.
 
 HiREST scores captions with ``language_evaluation.CocoEvaluator`` (a copy of coco-caption). This module runs
 the same scorers from the PyPI ``pycocoevalcap`` package (``pip install quag[eval]``; Java must be on ``PATH``),
@@ -33,17 +33,24 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-COCO_METRICS: tuple[str, ...] = ("BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
-"""The scorer names of coco-caption (``CocoEvaluator(coco_types=...)``) in their official order."""
+COCO_METRICS: tuple[str, ...] = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
+"""The coco-caption scorers in their official order, each named by its headline output key as pycocoevalcap spells
+it; ``Bleu_4`` is the BLEU scorer, which also reports ``Bleu_1``..``Bleu_3``."""
 
 METRIC_KEYS: dict[str, tuple[str, ...]] = {
-    "BLEU": ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4"),
+    "Bleu_4": ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4"),
     "METEOR": ("METEOR",),
     "ROUGE_L": ("ROUGE_L",),
     "CIDEr": ("CIDEr",),
     "SPICE": ("SPICE",),
 }
 """Output keys of each scorer, as the official results dict spells them."""
+
+SCORER_OF: dict[str, str] = {
+    "bleu": "Bleu_4",  # the scorer's own name (HiREST's ``coco_types``)
+    **{key.lower(): name for name, keys in METRIC_KEYS.items() for key in keys},
+}
+"""Lower-cased metric name -> the :data:`COCO_METRICS` scorer that computes it."""
 
 PUNCTUATIONS = frozenset(
     ["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--", "...", ";"]
@@ -217,7 +224,7 @@ def _as_coco(candidates: Sequence[str], references: Sequence[str]) -> tuple[dict
 
 
 def bleu(candidates: Sequence[str], references: Sequence[str]) -> list[float]:
-    """Corpus BLEU-1..4 (pycocoevalcap ``Bleu(4)``, option ``closest``) of tokenised sentences."""
+    """Corpus Bleu_1..Bleu_4 (pycocoevalcap ``Bleu(4)``, option ``closest``) of tokenised sentences."""
     from pycocoevalcap.bleu.bleu import Bleu
 
     gts, res = _as_coco(candidates, references)
@@ -226,7 +233,7 @@ def bleu(candidates: Sequence[str], references: Sequence[str]) -> list[float]:
 
 
 def rouge_l(candidates: Sequence[str], references: Sequence[str]) -> float:
-    """Mean ROUGE-L F-measure (``beta = 1.2``; pycocoevalcap ``Rouge``) of tokenised sentences."""
+    """Mean ROUGE_L F-measure (``beta = 1.2``; pycocoevalcap ``Rouge``) of tokenised sentences."""
     from pycocoevalcap.rouge.rouge import Rouge
 
     gts, res = _as_coco(candidates, references)

@@ -1,6 +1,6 @@
 """Moment segmentation: step-boundary precision/recall and the official ``--preprocess_moment_bounds``.
 
-HiREST's ``compute_step_bound_scores`` and ``preprocess_moment_bounds``/``NMS`` (reference-anatomy section 5),
+HiREST's ``compute_step_bound_scores`` and ``preprocess_moment_bounds``/``NMS`` (docs/evaluation.md),
 re-implemented on plain lists of ``[start, end]`` segments in seconds. Two deliberate deviations, both where the
 official code misbehaves, are documented on the functions: a video with no predicted segments scores 0 (the
 official code reuses the previous video's count or crashes), and reversed segments are dropped before NMS.

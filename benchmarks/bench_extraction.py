@@ -1,6 +1,6 @@
 """Extraction throughput per stage on this machine, in seconds of video per second (not collected by pytest).
 
-Run: ``.venv/bin/python -m tests.pipeline.benchmark_extraction [--seconds 60] [--eva-frames 4]``.
+Run: ``.venv/bin/python benchmarks/bench_extraction.py [--seconds 60] [--eva-frames 4]``.
 
 * ``decode``: a generated H.264 video (``--width`` x ``--height`` at 30 fps, moving content), decoded
   sequentially with the official 1-fps selection, plus the resize/centre-crop preprocessing of the picked frames;
@@ -74,6 +74,9 @@ def bench_eva(frames: int) -> dict[str, float]:
     return {f"eva-clip-g/14 fp32 (batch {frames})": 1.0 / per_frame}
 
 
+SPEECH_CLIP = Path(__file__).resolve().parents[1] / "tests" / "pipeline" / "fixtures" / "speech.ogg"
+"""The speech clip of the pipeline tests, looped when espeak-ng is missing."""
+
 SCRIPT = (
     "Welcome back to the kitchen. Today we are making a simple omelette. First, crack three eggs into a bowl. "
     "Add a pinch of salt and some black pepper, then whisk everything together until it is smooth. "
@@ -91,7 +94,6 @@ def speech_audio(seconds: float) -> tuple[np.ndarray, str]:
     import subprocess
 
     from quag.pipeline.video import decode_audio
-    from tests.pipeline.helpers import load_speech
 
     if shutil.which("espeak-ng"):
         with TemporaryDirectory() as tmp:
@@ -99,7 +101,7 @@ def speech_audio(seconds: float) -> tuple[np.ndarray, str]:
             subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(wav), SCRIPT], check=True)
             speech, source = decode_audio(wav), "espeak-ng paragraph"
     else:
-        speech, source = load_speech(), "test clip, looped"
+        speech, source = decode_audio(SPEECH_CLIP, 16000), "test clip, looped"
     reps = int(np.ceil(seconds * 16000 / len(speech)))
     return np.concatenate([speech] * reps)[: int(seconds * 16000)], source
 
