@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from quag.config import ExperimentConfig, load_config
+from quag.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,48 @@ def format_table(rows: dict[str, dict[str, float]], columns: tuple[str, ...] = T
     return "\n".join(lines)
 
 
+README_MARKERS = ("<!-- demo-table:start -->", "<!-- demo-table:end -->")
+"""The README lines between which ``quag demo --write-readme`` writes :func:`markdown_table`."""
+
+
+def markdown_table(rows: dict[str, dict[str, float]], about: str, columns: tuple[str, ...] = TABLE_COLUMNS) -> str:
+    """The results as Markdown: a line naming the run and the column groups, then one row per system.
+
+    Args:
+        rows: system name -> flat metric keys -> value.
+        about: what produced the numbers (split, data, seed, config, command).
+        columns: metric keys, ``<task>/<metric>``.
+    """
+    from quag.report import column_groups
+
+    groups = column_groups(columns)
+    legend = "; ".join(f"`{task}/`: " + ", ".join(f"`{m}`" for m in names) for task, names in groups)
+    header = ["system", *[m for _, names in groups for m in names]]
+    lines = [about, "", f"Columns by task: {legend}.", "", "| " + " | ".join(header) + " |"]
+    lines.append("|---|" + "---:|" * (len(header) - 1))
+    for name, m in rows.items():
+        cells = [f"{m[c]:.2f}" if c in m else "-" for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_readme_table(readme: str | Path, table: str) -> Path:
+    """Replace the text between :data:`README_MARKERS` in ``readme`` by ``table`` (atomically).
+
+    Raises:
+        ValueError: the markers are missing or out of order.
+    """
+    from quag.io import atomic_write_text
+
+    path = Path(readme)
+    text = path.read_text()
+    start, end = README_MARKERS
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"{path}: needs the lines {start} and {end} (in that order) around the demo table")
+    return atomic_write_text(path, text[: i + len(start)] + "\n" + table + "\n" + text[j:])
+
+
 def _gt_record(v: Any) -> dict[str, Any]:
     return {
         "video": v.video,
@@ -93,8 +136,12 @@ def run_demo(
     report_videos: int = 6,
     progress: bool = True,
     caption_metrics: tuple[str, ...] = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr"),
+    readme: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run the main job; returns the table rows, the files written and timings."""
+    """Run the main job; returns the table rows, the files written and timings.
+
+    With ``readme``, the Markdown table (:func:`markdown_table`) replaces the one between the README's markers.
+    """
     import torch
 
     from quag.checkpoint import load_checkpoint, read_checkpoint_info
@@ -146,6 +193,16 @@ def run_demo(
     table = format_table(rows)
     print(f"[4/4] results on HiREST-sim {cfg.data.val_split} (SIMULATED features; seed {cfg.train.seed}):")
     print(table)
+    command = "quag demo" + (f" --config {config_path}" if str(config_path) != "configs/sim_quag_cpu.yaml" else "")
+    about = (
+        f"`{command}` (= `make demo`) on HiREST-sim {cfg.data.val_split} (simulated features), seed "
+        f"{cfg.train.seed}, config `{config_path}`{' with ' + ' '.join(overrides) if overrides else ''}, best "
+        f"checkpoint by `val/mean_score`; regenerate with `{command} --write-readme`."
+    )
+    markdown = markdown_table(rows, about)
+    atomic_write_text(cfg.run_dir / "demo_table.md", markdown + "\n")
+    if readme is not None:
+        print(f"README table: {write_readme_table(readme, markdown)}")
 
     model, ckpt_cfg, _, _ = load_checkpoint(best, "cpu")
     val = [v for v in A.moment_videos(A.load_split(root, cfg.data.val_split)) if v.steps][:report_videos]

@@ -36,3 +36,21 @@ def test_demo_end_to_end_on_tiny_data(sim_root: Path, tmp_path: Path, capsys: py
 def test_format_table_marks_missing_values() -> None:
     text = format_table({"a": {"moment_retrieval/R@0.5": 12.345}})
     assert "12.35" in text and " -" in text
+
+
+def test_markdown_table_and_readme_writer(tmp_path: Path) -> None:
+    from quag.demo import README_MARKERS, markdown_table, write_readme_table
+
+    rows = {"QUAG (x)": {"moment_retrieval/R@0.5": 90.0, "step_captioning/CIDEr": 11.994}, "base": {}}
+    table = markdown_table(rows, "made by `quag demo`")
+    assert table.splitlines()[0] == "made by `quag demo`"
+    assert "`moment_retrieval/`: `R@0.5`, `R@0.7`" in table and "`step_captioning/`:" in table
+    assert "| QUAG (x) | 90.00 | - |" in table and "| 11.99 |\n| base | - |" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_MARKERS[0]}\nold table\n{README_MARKERS[1]}\noutro\n")
+    write_readme_table(readme, table)
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("intro\n") and text.endswith("outro\n") and table in text
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="demo-table:start"):
+        write_readme_table(readme, table)
