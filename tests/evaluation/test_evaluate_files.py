@@ -111,7 +111,7 @@ def test_flat_metrics_and_table() -> None:
     flat = flat_metrics(report)
     assert set(flat) == {f"moment_segmentation/{m}@{t}" for m in ("precision", "recall") for t in ("0.5", "0.7")}
     table = format_table(report)
-    assert "P@0.5" in table and "Hobbies and Crafts" in table and "empty_predictions 1" in table
+    assert "precision@0.5" in table and "Hobbies and Crafts" in table and "empty_predictions 1" in table
 
 
 def test_cli_evaluate_writes_report_and_preprocessed_predictions(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -134,7 +134,7 @@ def test_cli_evaluate_writes_report_and_preprocessed_predictions(tmp_path: Path,
     report.pop("prediction_file"), report.pop("ground_truth_file")
     assert report == json.loads((FIXTURES / "expected_moment_segmentation_preprocessed.json").read_text())
     assert json.loads(processed.read_text())["vidC.mp4"]["bounds"] == [[10.0, 110.0]]
-    assert "R@0.5" in capsys.readouterr().out
+    assert "recall@0.5" in capsys.readouterr().out
 
 
 def test_cli_reports_malformed_predictions(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

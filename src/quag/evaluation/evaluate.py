@@ -268,7 +268,7 @@ def _columns(sample: dict[str, Any]) -> list[tuple[str, Any]]:
     cols: list[tuple[str, Any]] = []
     for key, value in sample.items():
         if isinstance(value, dict):
-            cols += [(f"{key[0].upper()}@{t}", (key, t)) for t in value]
+            cols += [(f"{key}@{t}", (key, t)) for t in value]
         else:
             cols.append((key, key))
     return cols
@@ -277,7 +277,7 @@ def _columns(sample: dict[str, Any]) -> list[tuple[str, Any]]:
 def format_rows(title: str, rows: dict[str, dict[str, Any]], first: str = "group") -> str:
     """Aligned plain-text table: one row per entry of ``rows`` (name -> metrics), columns from the first row.
 
-    Nested metrics (MS ``{"precision": {"0.5": ...}}``) become columns ``P@0.5``, ``R@0.5``, ...
+    Nested metrics (MS ``{"precision": {"0.5": ...}}``) become columns ``precision@0.5``, ``recall@0.5``, ...
     """
     cols = _columns(next(iter(rows.values()))) if rows else []
     header = [first, *[c for c, _ in cols]]
