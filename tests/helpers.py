@@ -22,3 +22,59 @@ def hash_encode(texts: list[str], dim: int = 384) -> np.ndarray:
         v = np.random.default_rng(seed).standard_normal(dim)
         out[i] = v / np.linalg.norm(v)
     return out
+
+
+def tiny_speech_checkpoint(tmp_path: Path, steps: int = 2) -> Path:
+    """A speech-only QUAG checkpoint folder (``model.visual_dim: 0``) trained for ``steps`` steps in seconds.
+
+    Trained on a HiREST-sim root of 4 train and 2 val videos built under ``tmp_path`` with :func:`hash_encode`;
+    the frame files of that root are deleted first, so the checkpoint also shows that a speech-only model never
+    reads them. Its feature spec is the one a speech-only model trained on HiREST-sim has: no visual stream,
+    all-MiniLM-L6-v2 transcript cues and queries, nothing simulated, so ``quag predict`` and
+    ``Predictor.from_checkpoint`` accept it for real videos (no EVA-CLIP weights needed). Its answers are
+    untrained noise: use it to test plumbing, not quality.
+
+    Args:
+        tmp_path: a fresh folder (the root, the run and the checkpoint go under it).
+        steps: training steps.
+
+    Returns:
+        The checkpoint folder (``<tmp_path>/runs/tiny_speech/checkpoints/last``).
+    """
+    import shutil
+
+    from quag.config import DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
+    from quag.data.sim import SimConfig, build_sim
+    from quag.training.recipe import train
+
+    root = tmp_path / "hirest-sim"
+    build_sim(HIREST, root, SimConfig(seed=0, train_videos=4, val_videos=2), encode=hash_encode, progress=False)
+    shutil.rmtree(root / "eva_clip_features")
+    cfg = ExperimentConfig(
+        name="tiny_speech",
+        output_dir=str(tmp_path / "runs"),
+        model=ModelConfig(
+            hidden_dim=32,
+            num_heads=2,
+            ffn_dim=64,
+            num_encoder_layers=1,
+            decoder_layers=1,
+            dropout=0.0,
+            visual_dim=0,
+            query_dim=384,
+        ),
+        data=DataConfig(root=str(root)),
+        # step captioning is left out of training only to keep validation free of the Java caption scorers; the
+        # caption decoder is still built and captions every predicted step
+        train=TrainConfig(
+            tasks=["moment_retrieval", "moment_segmentation"],
+            epochs=1,
+            batch_size=2,
+            max_steps=steps,
+            lr=1e-3,
+            warmup_ratio=0.0,
+        ),
+        eval=EvalConfig(batch_size=4, num_beams=1, max_caption_tokens=6, segmentation_rounds=4, segmentation_min_gap=2),
+    )
+    result = train(cfg, device="cpu", progress=False)
+    return result.run_dir / "checkpoints" / "last"

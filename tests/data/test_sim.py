@@ -9,14 +9,15 @@ from quag.data import annotations as A
 from quag.data.collate import collate
 from quag.data.datasets import build_datasets
 from quag.data.features import FeatureSpec, FeatureStore
-from quag.data.sim import SimConfig, build_sim
+from quag.data.narration import narrate, phrase
+from quag.data.sim import SimConfig, build_sim, check_sim_root
 from quag.data.srt import read_srt
 from tests.helpers import HIREST, hash_encode
 
 
 def test_sim_is_in_the_official_layout_and_loads(sim_root: Path) -> None:
     spec = FeatureSpec.load(sim_root)
-    assert spec.simulated and spec.query_dim == 384 and spec.visual_dim == 1024
+    assert spec.simulated == ("visual",) and spec.query_dim == 384 and spec.visual_dim == 1024
     assert "SIMULATED" in (sim_root / "README.md").read_text()
     train = A.load_split(sim_root, "train")
     assert len(A.moment_videos(train)) == 6
@@ -61,6 +62,8 @@ def test_deterministic_subset_and_resume(tmp_path: Path, sim_root: Path) -> None
     v = A.load_split(out, "train")[0]
     f = f"eva_clip_features/{v.video_id}.mp4.pt"
     assert (out / f).read_bytes() == (sim_root / f).read_bytes()
+    srt = f"ASR/{v.video_id}.srt"
+    assert (out / srt).read_bytes() == (sim_root / srt).read_bytes()
     # resume: delete one video's file, rebuild, get it back identical
     before = (out / f).read_bytes()
     (out / f).unlink()
@@ -82,3 +85,53 @@ def test_sim_with_the_real_minilm(tmp_path: Path) -> None:
     emb = FeatureStore(tmp_path / "s").queries()
     vec = next(iter(emb.values()))
     assert vec.shape == (384,) and abs(float(np.linalg.norm(vec)) - 1) < 1e-4
+
+
+def test_narration_reads_like_how_to_speech(sim_root: Path) -> None:
+    """Steps are announced near their start in the first person or the imperative; the talk outside the moment
+    is off-topic; fillers and pauses occur; cues are sentences."""
+    announced = total = 0
+    text = []
+    for v in A.moment_videos(A.load_split(sim_root, "train")):
+        cues = read_srt(sim_root / "ASR" / f"{v.video_id}.srt")
+        assert cues and all(c.text[:1].isupper() and c.text[-1] in ".?!" for c in cues)
+        assert all(a.end <= b.start for a, b in zip(cues, cues[1:], strict=False))  # in order, never overlapping
+        text += [c.text for c in cues]
+        start, end = v.bounds
+        outside = " ".join(c.text.lower() for c in cues if c.end <= start or c.start >= end)
+        assert not any(phrase(s.caption) in outside for s in v.steps)  # no step of this video outside its moment
+        for s in v.steps:
+            total += 1
+            near = [c for c in cues if c.end >= s.start - 1.5 and c.start <= s.end]
+            announced += any(phrase(s.caption) in c.text.lower() for c in near)
+    assert total > 0 and announced / total >= 0.7
+    joined = " ".join(text)
+    assert "I'm going to" in joined or "I'm gonna" in joined  # first person
+    assert any(x in joined for x in ("Go ahead and", "Make sure you", "Next, you want to", "Now "))  # imperative
+    assert any(x in joined for x in ("Um, ", "Uh, ", "So, ", "Okay, "))  # fillers
+
+
+def test_narration_is_deterministic_and_pauses() -> None:
+    import numpy as np
+
+    v = next(v for v in A.moment_videos(A.load_split(HIREST, "train")) if len(v.steps) >= 4)
+    first = narrate(v, np.random.default_rng(5), 0.25, ["cut the paper"])
+    assert first == narrate(v, np.random.default_rng(5), 0.25, ["cut the paper"])
+    assert first != narrate(v, np.random.default_rng(6), 0.25, ["cut the paper"])
+    gaps = [b.start - a.end for a, b in zip(first, first[1:], strict=False)]
+    assert max(gaps) >= 1.0  # the host works in silence at times
+    quiet = narrate(v, np.random.default_rng(5), 0.0, [])
+    assert len(quiet) > len(first)
+    assert phrase("Make a Plaster Mask") == "make a plaster mask"
+    assert phrase("extract one TBSP of papaya juice.") == "extract one TBSP of papaya juice"
+
+
+def test_a_build_of_an_older_generator_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "sim_config.json").write_text(json.dumps({"seed": 0, "train_videos": 6, "val_videos": 3}))
+    with pytest.raises(FileExistsError, match="older quag.*make clean-sim"):
+        check_sim_root(out)
+    with pytest.raises(FileExistsError, match="older quag"):
+        build_sim(HIREST, out, SimConfig(seed=0, train_videos=6, val_videos=3), encode=hash_encode, progress=False)
+    check_sim_root(tmp_path / "missing")  # nothing built yet: nothing to refuse

@@ -265,12 +265,16 @@ def test_visual_checkpoint_without_eva_clip_is_refused(
 
 
 def test_other_refusals(checkpoints: dict[str, Path], tiny_checkpoint: Path) -> None:
-    with pytest.raises(FeatureError, match="simulated features") as info:
+    with pytest.raises(FeatureError, match="simulated features in its visual stream") as info:
         Predictor.from_checkpoint(checkpoints["sim"], eva_clip_checkpoint=tiny_checkpoint)
-    assert "sim-minilm-proj1024" in str(info.value) and "eva_clip_psz14.pt" in str(info.value)
-    # trained on EVA-CLIP-g/14 frames, given the tiny tower: the encoders differ
-    with pytest.raises(FeatureError, match="visual_encoder"):
+    message = str(info.value)
+    assert "sim-minilm-proj1024" in message and "eva_clip_psz14.pt" in message
+    assert "transcript" not in message.split(".")[0]  # only the simulated stream is named
+    assert "model.visual_dim=0" in message and "sim_speech_cpu.yaml" in message  # the way to a usable model
+    # trained on EVA-CLIP-g/14 frames, given the tiny tower: the visual encoders differ, the other streams agree
+    with pytest.raises(FeatureError, match=r"visual stream: the checkpoint \S+ has 'eva-clip-g14'") as info:
         Predictor.from_checkpoint(checkpoints["g14"], eva_clip_checkpoint=tiny_checkpoint)
+    assert "transcript stream" not in str(info.value) and "query stream" not in str(info.value)
     # EVA-CLIP text queries need the EVA-CLIP file even when a speech-only model needs no frames
     with pytest.raises(FeatureError, match="EVA-CLIP text tower .*eva_clip_psz14.pt"):
         Predictor.from_checkpoint(checkpoints["speech_eva_text"])

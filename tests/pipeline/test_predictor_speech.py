@@ -1,10 +1,10 @@
-"""Speech-only models (``model.visual_dim: 0``): train two steps on a speech-only copy of the sim fixture (no frame
-files at all), then ``quag predict`` a generated video without any EVA-CLIP weights."""
+"""Speech-only models (``model.visual_dim: 0``): train two steps on the sim fixture as it is (its frame files are
+never read: they are made unreadable first), then ``quag infer`` on it and ``quag predict`` a generated video
+without any EVA-CLIP weights."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import json
 import shutil
@@ -15,7 +15,7 @@ import pytest
 
 from quag.cli import main
 from quag.config import DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
-from quag.data.features import FeatureSpec, FeatureStore
+from quag.data.features import FeatureSpec
 from quag.models import build_model
 from quag.models.encoders import InputEmbedding
 from tests.pipeline.helpers import load_speech, make_video
@@ -38,14 +38,11 @@ def speech_checkpoint(sim_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     from quag.training.recipe import train
 
     work = tmp_path_factory.mktemp("speech")
-    root = work / "hirest-speech"
-    shutil.copytree(sim_root, root, ignore=shutil.ignore_patterns("eva_clip_features"))
-    spec = dataclasses.replace(
-        FeatureSpec.load(root), visual_encoder="none", visual_dim=0, transcript_model="whisper-tiny.en", simulated=False
-    )
-    spec.save(root)
-    store = FeatureStore(root)
-    assert store.visual("any.mp4", 5).shape == (5, 0)  # no file is read
+    root = work / "hirest-sim"
+    shutil.copytree(sim_root, root)
+    for frames in (root / "eva_clip_features").iterdir():
+        frames.write_bytes(b"not a tensor")  # reading or checking any of them would fail
+    assert FeatureSpec.load(root).simulated == ("visual",)
     cfg = ExperimentConfig(
         name="speech",
         output_dir=str(work / "runs"),
@@ -74,6 +71,27 @@ def speech_checkpoint(sim_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     result = train(cfg, device="cpu", progress=False)
     assert result.steps == 2 and all(np.isfinite(x["loss"]) for x in result.losses)
     return result.run_dir / "checkpoints" / "last"
+
+
+def test_speech_only_model_of_a_simulated_root(speech_checkpoint: Path, tmp_path: Path) -> None:
+    """Trained on HiREST-sim, the checkpoint holds no simulated stream; ``quag infer`` reads the root speech-only."""
+    from quag.checkpoint import read_checkpoint_info
+    from quag.inference.api import run_inference
+
+    cfg, spec, _ = read_checkpoint_info(speech_checkpoint)
+    assert spec.speech_only and spec.simulated == () and spec.streams == ("transcript", "query")
+    assert spec.transcript_model == "sim-pseudo-transcript" and spec.query_encoder == "all-MiniLM-L6-v2"
+    summary = run_inference(
+        speech_checkpoint,
+        split="val",
+        out_dir=tmp_path / "pred",
+        tasks=["moment_retrieval"],
+        device="cpu",
+        progress=False,
+    )
+    (official,) = [f for f in summary["files"] if f.endswith("val_moment_retrieval.json")]
+    assert json.loads(Path(official).read_text())
+    assert cfg.data.root.endswith("hirest-sim")
 
 
 def test_speech_only_predict_without_visual_weights(speech_checkpoint: Path, tmp_path: Path) -> None:

@@ -10,7 +10,13 @@
 
 A speech-only root (``visual_encoder "none"``, ``visual_dim 0``, made by ``quag extract`` without EVA-CLIP weights)
 has no frame files: :meth:`FeatureStore.visual` returns (T, 0) arrays, which a model with ``model.visual_dim: 0``
-reads as "no visual stream".
+reads as "no visual stream". Any root can be read that way (:meth:`FeatureStore.drop_visual`): a speech-only model
+trained on a root with frame files never opens them.
+
+Three streams feed a model, each made by its own encoder: ``visual`` (frames), ``transcript`` (speech cues) and
+``query``. :meth:`FeatureSpec.check_compatible` compares them stream by stream, only those the model uses, and
+``FeatureSpec.simulated`` names the streams that were simulated rather than computed from videos (HiREST-sim:
+``("visual",)``).
 
 The query-embedding file is ours: the reference re-encodes every query with the frozen EVA-CLIP text tower at
 every step; we encode the 1,384 queries once (``quag encode-queries``).
@@ -26,7 +32,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,6 +40,7 @@ import numpy as np
 import torch
 
 from quag.data.srt import read_srt, spread_cues
+from quag.io import json_error_text
 
 OBTAIN_HINT = (
     "download the official HiREST features (Hugging Face: j-min/HiREST-baseline) into the dataset root, "
@@ -54,6 +61,21 @@ LEGACY_SPEC_FIELDS = {
 }
 """Field names of ``feature_spec.json`` files written by quag 0.1 -> today's names."""
 
+STREAMS: tuple[str, ...] = ("visual", "transcript", "query")
+"""The feature streams of a model's input, in the order they are checked."""
+
+STREAM_FIELDS: dict[str, tuple[str, ...]] = {
+    "visual": ("visual_encoder", "visual_dim", "fps"),
+    "transcript": ("transcript_encoder", "transcript_dim"),
+    "query": ("query_encoder", "query_dim"),
+}
+"""The spec fields that must agree for a stream's features to feed a model trained on another root's. The
+transcript's ASR model is not among them: a transcript from another Whisper (or HiREST-sim's narration) is text
+embedded by the same encoder, a shift in wording rather than in feature space."""
+
+NO_VISUAL_ENCODER = "none"
+"""``visual_encoder`` of speech-only features."""
+
 
 @dataclass
 class FeatureSpec:
@@ -71,7 +93,22 @@ class FeatureSpec:
     query_encoder: str = "eva-clip-g14-text"
     query_dim: int = 1024
     query_file: str = "query_feats_eva-clip-g14-text.pt"
-    simulated: bool = False
+    simulated: tuple[str, ...] = ()
+    """Streams (of :data:`STREAMS`) whose features are simulated, not computed from videos by the named encoder.
+    Specs written before streams were told apart hold one bool: ``true`` reads as ``("visual",)``, the stream
+    HiREST-sim simulates."""
+
+    def __post_init__(self) -> None:
+        value: Any = self.simulated
+        if isinstance(value, bool):  # a feature_spec.json of an older quag
+            value = ("visual",) if value else ()
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise FeatureError(f"feature spec field 'simulated': expected a list of streams from {list(STREAMS)}")
+        unknown = sorted(set(value) - set(STREAMS))
+        if unknown:
+            raise FeatureError(f"feature spec field 'simulated': unknown stream(s) {unknown}; valid: {list(STREAMS)}")
+        # canonical order; a speech-only spec has no visual stream to be simulated
+        self.simulated = tuple(s for s in STREAMS if s in value and (s != "visual" or self.visual_dim > 0))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "feature spec") -> FeatureSpec:
@@ -91,6 +128,24 @@ class FeatureSpec:
         """True when the features have no visual stream (``visual_dim == 0``)."""
         return self.visual_dim == 0
 
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """The streams these features hold: all of :data:`STREAMS`, less ``visual`` when speech-only."""
+        return tuple(s for s in STREAMS if s != "visual" or not self.speech_only)
+
+    def without_visual(self) -> FeatureSpec:
+        """The same features read without their visual stream: what a model with ``model.visual_dim: 0`` is
+        trained on (``visual_encoder "none"``, ``visual_dim 0``; a simulated visual stream goes with it)."""
+        return replace(self, visual_encoder=NO_VISUAL_ENCODER, visual_dim=0)
+
+    def describe(self, stream: str) -> str:
+        """One stream in words, e.g. ``'sim-minilm-proj1024' (1024-d, 1.0 fps, SIMULATED)``."""
+        if stream == "visual" and self.speech_only:
+            return "none (speech-only)"
+        encoder, dim, *rest = (getattr(self, k) for k in STREAM_FIELDS[stream])
+        extra = [f"{dim}-d", *(f"{r} fps" for r in rest)] + (["SIMULATED"] if stream in self.simulated else [])
+        return f"{encoder!r} ({', '.join(extra)})"
+
     @classmethod
     def load(cls, root: str | Path) -> FeatureSpec:
         """``<root>/feature_spec.json``, or the official release's spec when the file is absent."""
@@ -100,7 +155,7 @@ class FeatureSpec:
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as e:
-            raise FeatureError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from e
+            raise FeatureError(f"{path}: not valid JSON ({json_error_text(e)})") from e
         if not isinstance(data, dict):
             raise FeatureError(f"{path}: expected a JSON object of spec fields")
         return cls.from_dict(data, str(path))
@@ -111,20 +166,29 @@ class FeatureSpec:
         return atomic_write_json(Path(root) / "feature_spec.json", self.to_dict())
 
     def check_compatible(self, other: FeatureSpec, what: str = "checkpoint", other_what: str = "features") -> None:
-        """Raise if features made by ``other`` cannot feed a model trained on ``self``."""
-        keys = (
-            "visual_encoder",
-            "visual_dim",
-            "fps",
-            "transcript_encoder",
-            "transcript_dim",
-            "query_encoder",
-            "query_dim",
-        )
+        """Raise if features made as ``other`` describes cannot feed a model trained on features like ``self``.
+
+        Compared stream by stream (:data:`STREAM_FIELDS` plus the simulated flag), only the streams ``self`` holds:
+        a speech-only model reads the transcript and query features of any root, with or without frame files.
+
+        Args:
+            other: the spec of the features to feed in.
+            what: what ``self`` belongs to, for the message.
+            other_what: what ``other`` belongs to, for the message.
+
+        Raises:
+            FeatureError: one line per stream that differs, naming both sides.
+        """
+
+        def key(spec: FeatureSpec, stream: str) -> tuple[Any, ...]:
+            if stream not in spec.streams:
+                return (None,)
+            return (*(getattr(spec, k) for k in STREAM_FIELDS[stream]), stream in spec.simulated)
+
         diffs = [
-            f"{k}: {what} {getattr(self, k)!r} vs {other_what} {getattr(other, k)!r}"
-            for k in keys
-            if getattr(self, k) != getattr(other, k)
+            f"{stream} stream: the {what} has {self.describe(stream)}, the {other_what} have {other.describe(stream)}"
+            for stream in self.streams
+            if key(self, stream) != key(other, stream)
         ]
         if diffs:
             raise FeatureError(
@@ -184,9 +248,7 @@ def load_tensor_file(path: Path, what: str) -> np.ndarray:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files
-        raise FeatureError(
-            f"{path}: cannot be read as a torch tensor file ({type(e).__name__}: {e}); re-create it"
-        ) from e
+        raise torch_file_error(path, what, e) from None
     if isinstance(obj, torch.Tensor):
         arr = obj.detach().to(torch.float32).numpy()
     elif isinstance(obj, np.ndarray):
@@ -283,6 +345,12 @@ class FeatureStore:
         self._cache = _LRU(cache_mb * 2**20)
         self._queries: dict[str, np.ndarray] | None = None
 
+    def drop_visual(self) -> None:
+        """Read this root as speech-only (:meth:`FeatureSpec.without_visual`): frame files are never opened nor
+        checked, :meth:`visual` gives (T, 0) arrays. What a model with ``model.visual_dim: 0`` reads."""
+        self.spec = self.spec.without_visual()
+        self.layout = FeatureLayout(self.root, self.spec)
+
     # -- paths ------------------------------------------------------------------------------------------
     def visual_path(self, video: str) -> Path:
         return self.layout.visual_path(video)
@@ -364,7 +432,7 @@ class FeatureStore:
             try:
                 obj = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as e:
-                raise FeatureError(f"{path}: cannot be read ({type(e).__name__}: {e}); re-create it") from e
+                raise torch_file_error(path, "query-embedding", e, f"`quag encode-queries {self.root}`") from None
             if not isinstance(obj, dict) or "queries" not in obj or "embeddings" not in obj:
                 raise FeatureError(f"{path}: expected a dict with 'queries' (list of str) and 'embeddings' (Q, D)")
             queries, emb = obj["queries"], obj["embeddings"]
@@ -403,3 +471,69 @@ class FeatureStore:
                 f"To obtain them: {OBTAIN_HINT}"
             )
         self.queries()
+
+
+# -- checks of whole splits (training reads every file before it writes anything) ------------------------------
+
+
+def torch_file_error(path: Path, what: str, error: BaseException, remake: str = "`quag extract`") -> FeatureError:
+    """Our message for a ``torch.load`` failure: the file, what is wrong with it, how to re-create it.
+
+    PyTorch's own text (advice to retry with ``weights_only=False``, to file an issue) does not apply to a damaged
+    data file, so it is left out; ``error`` only decides which of three cases is named.
+
+    Args:
+        path: the file.
+        what: its kind, e.g. ``visual feature``.
+        error: what ``torch.load`` raised.
+        remake: the command that writes this kind of file.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        size = path.stat().st_size
+    except OSError as e:
+        return FeatureError(f"{path}: cannot be read ({e.strerror}); check the file's permissions")
+    objects = "weights only" in str(error).lower() or "unsupported global" in str(error).lower()
+    if size == 0:
+        reason = "the file is empty (0 bytes)"
+    elif not (head.startswith(b"PK") or head.startswith(b"\x80")):  # zip archive, or the legacy pickle format
+        reason = "not a torch.save file (it does not start like one)"
+    elif objects:
+        reason = "it holds Python objects other than tensors, which are not loaded"
+    else:
+        reason = "a truncated or damaged torch.save file"
+    return FeatureError(f"{path}: cannot be read as a {what} file: {reason}; re-create it with {remake}")
+
+
+def check_feature_contents(store: FeatureStore, items: list[tuple[str, int, str]]) -> list[str]:
+    """Read every feature a run will read and return one line per bad file (empty when all are good).
+
+    Each video's frame file (unless the spec is speech-only), transcript and transcript embeddings go through the
+    same checks as training (readable, 2-D, the spec's width, finite, the length policy), and each query through
+    the query-embedding file. Files are read once however many items name them; what is read stays in the
+    store's cache for training.
+
+    Args:
+        store: the dataset root.
+        items: ``(video, n_frames, query)`` for every example of the run.
+    """
+    problems: dict[str, str] = {}
+    seen: set[tuple[str, int]] = set()
+
+    def attempt(key: str, read: Any, *args: Any) -> None:
+        if key in problems:
+            return
+        try:
+            read(*args)
+        except (FeatureError, ValueError, OSError) as e:
+            problems[key] = str(e).splitlines()[0]
+
+    for video, n_frames, query in items:
+        if (video, n_frames) not in seen:
+            seen.add((video, n_frames))
+            if not store.spec.speech_only:
+                attempt(str(store.visual_path(video)), store.visual, video, n_frames)
+            attempt(str(store.transcript_feat_path(video)), store.transcript, video, n_frames)
+        attempt(f"{store.query_path()} [{query}]", store.query_embedding, query)
+    return list(dict.fromkeys(problems.values()))  # a broken query file is reported once, not once per query

@@ -12,13 +12,17 @@ microphone would add, so the whole system can be built, trained and evaluated of
   how-to videos cut between steps; plus AR(1) temporal noise, with rows
   L2-normalised like EVA-CLIP features; there are ``ceil(duration)`` rows, as the official 1-fps extractor
   produces (``round(duration)`` is what the loader expects: the length policy trims the extra row);
-* a pseudo-transcript per video (cues of 2-6 s, narration: filler words + the active step's caption, silent
-  gaps), written as SRT and embedded per cue with MiniLM exactly as the official pipeline does;
+* a pseudo-transcript per video written like a Whisper transcript of a how-to video (:mod:`quag.data.narration`:
+  off-topic talk before and after the moment, each step announced near its start in the first person or the
+  imperative, comments, asides, fillers and pauses), written as SRT and embedded per cue with MiniLM exactly as the
+  official pipeline does;
 * query embeddings from MiniLM (384-d) in the query-embedding file.
 
 Generation is deterministic: every video draws from its own generator seeded by ``(seed, video id)``, so a
-subset holds the same features as the full build. Only ``relevant and clip`` pairs are used by the three tasks,
-so only those are written (the split files in the root are filtered to match).
+subset holds the same features as the full build. ``sim_config.json`` records the config and :data:`SIM_FORMAT`;
+a root built by an older generator is refused rather than extended (:func:`check_sim_root`). Only ``relevant and
+clip`` pairs are used by the three tasks, so only those are written (the split files in the root are filtered to
+match).
 """
 
 from __future__ import annotations
@@ -37,28 +41,18 @@ import torch
 
 from quag.data import annotations as A
 from quag.data.features import FeatureLayout, FeatureSpec
-from quag.data.srt import Cue, format_srt
+from quag.data.narration import narrate
+from quag.data.srt import format_srt
 from quag.data.text_encoder import Encode, TextEncoder, encode_function
 from quag.io import atomic_path, atomic_torch_save, atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-FILLERS = (
-    "okay so",
-    "alright now",
-    "and then",
-    "so what we are going to do is",
-    "next",
-    "you can see",
-    "now we",
-    "let me show you",
-    "just like that",
-    "make sure you",
-    "go ahead and",
-    "right so",
-)
+SIM_FORMAT = 2
+"""Version of the generator, stored in ``sim_config.json``: 2 = narration written like real how-to speech
+(:mod:`quag.data.narration`); 1 (no ``format`` key) = filler word + step caption."""
 TRANSITION = "title card with the name of the next step"
-CHATTER = (
+CHATTER = (  # what the host says while talking to the camera: the content of the "host talking" shots
     "hi everyone welcome back to my channel",
     "don't forget to like and subscribe",
     "thanks for watching",
@@ -79,8 +73,10 @@ SIM_SPEC = FeatureSpec(
     query_encoder="all-MiniLM-L6-v2",
     query_dim=384,
     query_file="query_feats_all-MiniLM-L6-v2.pt",
-    simulated=True,
+    simulated=("visual",),
 )
+"""HiREST-sim's features: the visual stream is simulated; transcript cues and queries are text (simulated
+narration, real queries) embedded by the real all-MiniLM-L6-v2, as a real video's would be."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +91,8 @@ class SimConfig:
     noise: float = 0.6
     """Std of the temporal noise relative to the per-dimension scale of a unit embedding."""
     silence: float = 0.25
-    """Probability that a transcript slot is silent."""
+    """Probability that a transcript slot between step announcements is a pause (half of it: that a step goes
+    unannounced)."""
     cut_probability: float = 0.6
     """Probability that a step change shows a one-second transition shot."""
 
@@ -109,6 +106,30 @@ class SimConfig:
 def _rng(seed: int, *keys: str) -> np.random.Generator:
     digest = hashlib.sha256("|".join([str(seed), *keys]).encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def _marker(cfg: SimConfig) -> dict[str, object]:
+    return {"format": SIM_FORMAT, **asdict(cfg)}
+
+
+def check_sim_root(root: str | Path, cfg: SimConfig | None = None) -> None:
+    """Raise ``FileExistsError`` if ``root`` holds a HiREST-sim build of an older generator or of another config
+    (``cfg``; None: any config of this generator). The message says how to rebuild it."""
+    marker = Path(root) / "sim_config.json"
+    if not marker.is_file():
+        return
+    previous = json.loads(marker.read_text())
+    if previous.get("format", 1) != SIM_FORMAT:
+        raise FileExistsError(
+            f"{root} holds a HiREST-sim build of an older quag (format {previous.get('format', 1)}, this one writes "
+            f"format {SIM_FORMAT}: narration like real how-to speech); delete it (`make clean-sim`, or rm -r {root}) "
+            "and build it again (`quag make-sim`; `make demo` and `make example` build it when it is missing)"
+        )
+    if cfg is not None and previous != _marker(cfg):
+        raise FileExistsError(
+            f"{root} already holds a HiREST-sim build with another config ({previous}); "
+            "choose another --out folder or delete that one"
+        )
 
 
 def select_videos(videos: list[A.VideoAnnotation], n: int, seed: int, split: str) -> list[A.VideoAnnotation]:
@@ -153,28 +174,6 @@ def _active_steps(v: A.VideoAnnotation, n_rows: int) -> list[str | None]:
         for t in range(max(0, math.floor(v.bounds[0])), min(n_rows, math.ceil(v.bounds[1]))):
             out[t] = v.query
     return out
-
-
-def _transcript(
-    v: A.VideoAnnotation, active: list[str | None], rng: np.random.Generator, silence: float, distractors: list[str]
-) -> list[Cue]:
-    cues: list[Cue] = []
-    t = 0.0
-    while t < v.duration - 0.5:
-        length = float(rng.uniform(2.0, 6.0))
-        end = min(t + length, v.duration)
-        if rng.random() >= silence:
-            what = active[min(int(t), len(active) - 1)]
-            if what is not None:
-                text = f"{FILLERS[rng.integers(len(FILLERS))]} {what}"
-            elif rng.random() < 0.5:
-                text = CHATTER[rng.integers(len(CHATTER))]
-            else:
-                text = f"{FILLERS[rng.integers(len(FILLERS))]} {distractors[rng.integers(len(distractors))]}"
-            # millisecond-precision times, as Whisper writes them
-            cues.append(Cue(index=len(cues) + 1, start=round(t, 3), end=round(end, 3), text=text))
-        t = end + float(rng.uniform(0.0, 1.5))
-    return cues
 
 
 def lfilter_ar1(x: np.ndarray, a: float) -> np.ndarray:
@@ -260,12 +259,7 @@ def build_sim(
     out.mkdir(parents=True, exist_ok=True)
     marker = out / "sim_config.json"
     if marker.is_file():
-        previous = json.loads(marker.read_text())
-        if previous != asdict(cfg):
-            raise FileExistsError(
-                f"{out} already holds a HiREST-sim build with another config ({previous}); "
-                "choose another --out folder or delete that one"
-            )
+        check_sim_root(out, cfg)
     elif any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not a HiREST-sim build; refusing to write into it")
     if isinstance(encode, TextEncoder) and encode.dim != SIM_SPEC.query_dim:
@@ -273,7 +267,7 @@ def build_sim(
             f"HiREST-sim is built from {SIM_SPEC.query_dim}-d all-MiniLM-L6-v2 embeddings; "
             f"{encode.name} gives {encode.dim}-d ones"
         )
-    atomic_write_json(marker, asdict(cfg))
+    atomic_write_json(marker, _marker(cfg))
     emb = _TextCache(encode_function(encode))
 
     splits = {"train": cfg.train_videos, "val": cfg.val_videos}
@@ -302,7 +296,7 @@ def build_sim(
         distractors = [c for c in (all_captions[i] for i in rng.choice(len(all_captions), 16)) if c not in own]
         n_rows = max(1, math.ceil(v.duration))  # what the official 1-fps OpenCV extractor yields
         active = _active_steps(v, n_rows)
-        cues = _transcript(v, active, rng, cfg.silence, distractors)
+        cues = narrate(v, rng, cfg.silence, distractors)
         todo.append((v, paths, rng, distractors, active, cues))
     emb.add([t for *_, distractors, _, cues in todo for t in (*distractors, *(c.text for c in cues))])
 
@@ -312,7 +306,7 @@ def build_sim(
         from tqdm import tqdm
 
         iterator = tqdm(todo, desc="make-sim", unit="video")
-    for _v, (vis_path, srt_path, feat_path), rng, distractors, active, cues in iterator:
+    for v, (vis_path, srt_path, feat_path), rng, distractors, active, cues in iterator:
         cuts = sorted({math.ceil(s.start) for s in v.steps} | ({math.ceil(v.steps[-1].end)} if v.steps else set()))
         visual = _visual(active, emb, distractors, proj, rng, cfg.noise, cuts, cfg.cut_probability)
         cue_emb = np.stack([emb[c.text] for c in cues]) if cues else np.zeros((0, 384), np.float32)
@@ -351,7 +345,7 @@ def _readme(cfg: SimConfig, counts: dict[str, int]) -> str:
 paper or any published HiREST result.** They exist so that the whole system can be built, trained and
 evaluated offline, on any machine, in minutes.
 
-Built by `quag make-sim` with {json.dumps(asdict(cfg))}: {counts.get("train", 0)} train and
+Built by `quag make-sim` with {json.dumps(_marker(cfg))}: {counts.get("train", 0)} train and
 {counts.get("val", 0)} val videos (relevant and clip pairs only).
 
 What is real: the queries, video durations, moments, step boundaries and step captions (official HiREST
@@ -363,8 +357,9 @@ What is simulated:
   moment, shots of 4-12 s of the host talking (a chatter sentence, 70%) or of unrelated b-roll (a caption of
   another video)); a one-second transition shot (title card) where a step begins or the moment ends, with
   probability {cfg.cut_probability}; plus AR(1) noise, L2-normalised.
-- `ASR/<id>.srt`: a pseudo-transcript (cues of 2-6 s: narration: filler words + the active step's caption,
-  chatter outside the moment, silent gaps), embedded per cue in `ASR_feats_all-MiniLM-L6-v2/<id>.pt`.
+- `ASR/<id>.srt`: a pseudo-transcript written like a Whisper transcript of a how-to video: off-topic talk before
+  and after the moment, each step announced near its start in the first person or the imperative (from its
+  caption), comments, asides, fillers and pauses; embedded per cue in `ASR_feats_all-MiniLM-L6-v2/<id>.pt`.
 - `{SIM_SPEC.query_file}`: MiniLM query embeddings (384-d; the paper uses the EVA-CLIP-g text tower, 1024-d).
 
 The layout is the official one, so the same code reads this folder and the official feature release.

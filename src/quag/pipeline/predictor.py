@@ -8,13 +8,16 @@
         prediction = predictor.predict(query, video)        # retrieval -> segmentation -> a caption per step
         record = prediction.to_record()                     # the record evaluation and `quag infer` write
 
-The checkpoint's :class:`~quag.data.features.FeatureSpec` says which encoders its features came from; the
-predictor refuses a checkpoint whose features it cannot reproduce from a video file:
+The checkpoint's :class:`~quag.data.features.FeatureSpec` says which encoders made each of its streams (visual,
+transcript, query); the predictor checks them one by one and refuses a checkpoint whose features it cannot
+reproduce from a video file:
 
-* ``visual_encoder`` an EVA-CLIP tower: needs that EVA-CLIP checkpoint (``eva_clip_psz14.pt`` for the paper's g/14);
-* ``visual_encoder "none"`` / ``visual_dim 0``: a speech-only model (``model.visual_dim: 0``), runs on the
-  transcript alone, no visual weights needed;
-* simulated features (HiREST-sim, ``sim-minilm-proj1024``) are computed from annotations, not from video pixels.
+* visual stream from an EVA-CLIP tower: needs that EVA-CLIP checkpoint (``eva_clip_psz14.pt`` for the paper's g/14);
+* no visual stream (``visual_encoder "none"``, ``visual_dim 0``): a speech-only model (``model.visual_dim: 0``),
+  runs on the transcript alone, no visual weights needed; trained on any root, HiREST-sim included, whose
+  transcript cues and queries are all-MiniLM-L6-v2 embeddings like those made here;
+* a simulated visual stream (HiREST-sim's ``sim-minilm-proj1024``) is computed from annotations, not from video
+  pixels: refused, with a message naming the stream.
 
 Queries are encoded with the checkpoint's ``query_encoder``: all-MiniLM-L6-v2, or the EVA-CLIP text tower of the
 same EVA-CLIP checkpoint file. The model runs through :func:`quag.inference.runner.predict_end_to_end` on an
@@ -182,8 +185,13 @@ class MemoryFeatures:
         return self.queries[text]
 
 
-def _is_simulated(spec: FeatureSpec) -> bool:
-    return spec.simulated or spec.visual_encoder.startswith("sim-")
+def simulated_streams(spec: FeatureSpec) -> list[str]:
+    """The streams a model trained on ``spec`` reads that are simulated (no video can reproduce them). A visual
+    encoder named ``sim-*`` counts as simulated even in a spec that does not say so."""
+    sim = set(spec.simulated)
+    if not spec.speech_only and spec.visual_encoder.startswith("sim-"):
+        sim.add("visual")
+    return [s for s in spec.streams if s in sim]
 
 
 def check_features_producible(spec: FeatureSpec, extractor: FeatureExtractor, checkpoint: str | Path) -> None:
@@ -194,13 +202,16 @@ def check_features_producible(spec: FeatureSpec, extractor: FeatureExtractor, ch
         extractor: the extractor the predictor would use (its EVA-CLIP file decides the visual features).
         checkpoint: the checkpoint folder, for messages.
     """
-    if _is_simulated(spec):
+    simulated = simulated_streams(spec)
+    if simulated:
+        named = ", ".join(f"{s} ({spec.describe(s)})" for s in simulated)
         raise FeatureError(
-            f"checkpoint {checkpoint} was trained on simulated features (visual_encoder {spec.visual_encoder!r}, "
-            "HiREST-sim): they are derived from the annotations, not computed from video pixels, so no real video "
-            "can be encoded for it. Predict with a checkpoint trained on features of real videos: the official "
-            f"HiREST features or `quag extract` output (EVA-CLIP-g/14 frames, needs {EVA_WEIGHTS}), or a speech-only "
-            "checkpoint (features from `quag extract` without --eva-clip-checkpoint, trained with model.visual_dim=0)."
+            f"checkpoint {checkpoint} reads simulated features in its {' and '.join(simulated)} stream: {named}. "
+            "HiREST-sim derives them from the annotations, not from video pixels, so no real video can be encoded "
+            "for it. Use a checkpoint that reads no simulated stream: a speech-only model trained on the same data "
+            "(model.visual_dim=0, e.g. configs/sim_speech_cpu.yaml, which `make example` trains), or one trained on "
+            f"features of real videos (the official HiREST features or `quag extract` output; EVA-CLIP-g/14 frames "
+            f"need {EVA_WEIGHTS})."
         )
     made = extractor.spec()
     if spec.speech_only:
@@ -218,7 +229,14 @@ def check_features_producible(spec: FeatureSpec, extractor: FeatureExtractor, ch
             ) from e
     made = replace(made, query_encoder=spec.query_encoder, query_dim=spec.query_dim)
     spec.check_compatible(made, what=f"checkpoint {checkpoint}", other_what="features this predictor computes")
-    if spec.transcript_model != made.transcript_model:
+    if spec.transcript_model.startswith("sim-"):
+        logger.info(
+            "checkpoint %s learnt from simulated narration (%s); this video is transcribed by %s",
+            checkpoint,
+            spec.transcript_model,
+            made.transcript_model,
+        )
+    elif spec.transcript_model != made.transcript_model:
         logger.warning(
             "checkpoint %s was trained on transcripts of %s; transcribing with %s (pass --whisper-model to match)",
             checkpoint,
@@ -451,6 +469,8 @@ class Predictor:
             self._save_cached(video)
         elif video.video != path.name:  # same content under another name
             video = replace(video, video=path.name, path=str(path))
+        if not video.cues:
+            logger.warning("%s: no transcript cues (no audio track, or no speech found): no speech input", path)
         self._videos[sha] = video
         self._last = video
         return video
@@ -530,6 +550,12 @@ class Predictor:
         duration = float(feats.duration)
         if num_frames(duration) < 1:
             raise ValueError(f"{name}: {duration:.2f} s is too short to predict on (less than one 1-fps clip)")
+        if self.spec.speech_only and not feats.cues:
+            raise FeatureError(
+                f"{name}: no speech to read (no audio track, or nothing Whisper could transcribe), and this checkpoint "
+                "is speech-only (model.visual_dim=0): its answer would not depend on the video. Use a video with "
+                "speech, or a checkpoint trained on frame features (with --eva-clip-checkpoint)."
+            )
         source = MemoryFeatures(
             name, feats, self.spec.visual_dim, {query: self.encode_query(query)}, self.config.data.transcript_alignment
         )
@@ -545,7 +571,7 @@ def prediction_section(prediction: Prediction, video: VideoFeatures) -> str:
     """HTML for one query: a timeline (moment, captioned steps, transcript cues) and the table of steps."""
     import html
 
-    from quag.report import timeline_svg
+    from quag.report import plural, timeline_svg
 
     rows = [
         ("moment", [(prediction.moment[0], prediction.moment[1], "")]),
@@ -559,7 +585,8 @@ def prediction_section(prediction: Prediction, video: VideoFeatures) -> str:
     s, e = prediction.moment
     return (
         f'<div class="video"><h2>{html.escape(prediction.query)}</h2>'
-        f'<p class="q">moment {s:.0f}-{e:.0f} s of {prediction.duration:.1f} s, {len(prediction.steps)} steps</p>'
+        f'<p class="q">moment {s:.0f}-{e:.0f} s of {prediction.duration:.1f} s, '
+        f"{plural(len(prediction.steps), 'step')}</p>"
         f"{timeline_svg(prediction.duration, rows)}"
         f"<table><tr><th>#</th><th>start (s)</th><th>end (s)</th><th>caption</th></tr>{steps}</table></div>"
     )
