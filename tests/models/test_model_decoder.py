@@ -1,4 +1,5 @@
-"""Caption decoder: cache == no cache, the reference's beam semantics, batching, greedy decoding."""
+"""Caption decoder: cache == no cache, the reference's beam semantics, batching, greedy decoding, and the tokens
+decoding never emits ([PAD], [UNK], [CLS], [MASK], [unusedN])."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from quag.data.tokenizer import CLS_ID, PAD_ID, SEP_ID
+from quag.data.tokenizer import CLS_ID, PAD_ID, SEP_ID, UNK_ID, get_tokenizer
 from quag.models import StepCaptionDecoder, generate_beam, generate_greedy
+from quag.models.generation import never_generated_ids
 
 VOCAB, DIM = 120, 32
 
@@ -60,8 +62,16 @@ def test_input_padding_mask_leaves_real_tokens_unchanged() -> None:
     torch.testing.assert_close(masked[1], plain[1])
 
 
-def _reference_beam(dec: StepCaptionDecoder, mem: torch.Tensor, mask: torch.Tensor, k: int, max_len: int) -> list[int]:
-    """The reference's OpenNMT ``Beam`` for one sample, written out naively (full prefix each step)."""
+def _reference_beam(
+    dec: StepCaptionDecoder,
+    mem: torch.Tensor,
+    mask: torch.Tensor,
+    k: int,
+    max_len: int,
+    suppress: tuple[int, ...] = (),
+) -> list[int]:
+    """The reference's OpenNMT ``Beam`` for one sample, written out naively (full prefix each step); ``suppress``
+    tokens get log-probability -inf (the one departure of :func:`generate_beam`)."""
     scores = torch.zeros(k)
     prev_ks: list[torch.Tensor] = []
     next_ys = [torch.full((k,), CLS_ID, dtype=torch.long)]
@@ -78,6 +88,7 @@ def _reference_beam(dec: StepCaptionDecoder, mem: torch.Tensor, mask: torch.Tens
         with torch.no_grad():
             logits, _ = dec(prefix, mem.expand(k, -1, -1), mask.expand(k, -1))
         word_prob = F.log_softmax(logits[:, -1].float(), dim=-1)  # (K, V)
+        word_prob[:, list(suppress)] = float("-inf")
         beam_lk = word_prob + scores[:, None] if prev_ks else word_prob[0]
         best, best_id = beam_lk.reshape(-1).topk(k, 0, True, True)
         scores = best
@@ -92,14 +103,46 @@ def _reference_beam(dec: StepCaptionDecoder, mem: torch.Tensor, mask: torch.Tens
 
 
 @pytest.mark.parametrize("seed", [0, 1, 5])
-def test_beam_search_matches_the_reference_beam(seed: int) -> None:
+@pytest.mark.parametrize("suppress", [None, ()])
+def test_beam_search_matches_the_reference_beam(seed: int, suppress: tuple[int, ...] | None) -> None:
     dec = _decoder(seed)
+    with torch.no_grad():  # make the suppressed tokens likely: the reference would pick them
+        dec.output_bias[[PAD_ID, UNK_ID, CLS_ID]] = 2.0
     lengths = [4, 7, 5, 6, 3]
     mem, mask = _memory(lengths, seed)
-    got = generate_beam(dec, mem, mask, num_beams=3, max_len=12)
-    expected = [_reference_beam(dec, mem[i : i + 1, :n], mask[i : i + 1, :n], 3, 12) for i, n in enumerate(lengths)]
+    got = generate_beam(dec, mem, mask, num_beams=3, max_len=12, suppress_ids=suppress)
+    banned = never_generated_ids(VOCAB) if suppress is None else suppress
+    expected = [
+        _reference_beam(dec, mem[i : i + 1, :n], mask[i : i + 1, :n], 3, 12, banned) for i, n in enumerate(lengths)
+    ]
     assert got == expected
     assert len({len(g) for g in got}) > 1, "the test should cover samples finishing at different steps"
+
+
+def test_never_generated_ids_of_the_bert_vocabulary() -> None:
+    tok = get_tokenizer()
+    ids = never_generated_ids(len(tok))
+    names = {tok.id_to_token[i] for i in ids}
+    assert {"[PAD]", "[UNK]", "[CLS]", "[MASK]", "[unused0]", "[unused176]", "[unused993]"} <= names
+    assert SEP_ID not in ids and len(ids) == 998  # 999 bracketed entries, less [SEP]
+    allowed = [t for i, t in enumerate(tok.id_to_token) if i not in set(ids)]
+    assert [t for t in allowed if t.startswith("[") and t.endswith("]")] == ["[SEP]"]
+    assert never_generated_ids(VOCAB) == (PAD_ID, UNK_ID, CLS_ID)  # another vocabulary: only quag's own ids
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_suppressed_tokens_are_never_generated(num_beams: int) -> None:
+    dec = _decoder(2, sep_bias=0.0)
+    banned = (PAD_ID, 7, 50, UNK_ID, CLS_ID)
+    with torch.no_grad():
+        dec.output_bias[list(banned)] = 30.0  # every step would pick one of them
+    mem, mask = _memory([5, 6], seed=3)
+    plain = generate_beam(dec, mem, mask, num_beams=num_beams, max_len=10, suppress_ids=())
+    assert all(ids == [] or ids[0] in banned for ids in plain)  # the reference semantics emit them
+    out = generate_beam(dec, mem, mask, num_beams=num_beams, max_len=10, suppress_ids=banned)
+    assert all(len(ids) == 10 and not set(ids) & set(banned) for ids in out)
+    with pytest.raises(ValueError, match="end token"):
+        generate_beam(dec, mem, mask, suppress_ids=(SEP_ID,))
 
 
 @pytest.mark.parametrize("num_beams", [1, 3])
@@ -130,7 +173,9 @@ def test_greedy_is_the_argmax_path() -> None:
         for _ in range(10):
             with torch.no_grad():
                 logits, _ = dec(torch.tensor([ids]), mem[i : i + 1, :n], mask[i : i + 1, :n])
-            ids.append(int(logits[0, -1].argmax()))
+            step = logits[0, -1].clone()
+            step[list(never_generated_ids(VOCAB))] = float("-inf")
+            ids.append(int(step.argmax()))
             if ids[-1] == SEP_ID:
                 break
         expected = ids[1:]

@@ -11,6 +11,13 @@ The reference (CLIP4Caption's OpenNMT-style ``Beam``, docs/models.md) decodes li
 - a sample finishes when its **top** beam's newest token is [SEP]; otherwise after ``max_len`` steps;
 - the output is the top beam, cut at its first [SEP] and then at its first [PAD] (special tokens removed).
 
+One departure, always on: tokens that are not words are never generated. With the bert-base-uncased vocabulary
+(V = 30,522) that is every bracketed entry but [SEP]: [PAD], [UNK], [CLS], [MASK] and the 994 [unusedN]
+placeholders (the reference can emit them, and an undertrained decoder does: ``[unused176]`` inside a caption).
+Their log-probabilities are set to -inf after the softmax, so every other continuation keeps the score the
+reference gives it; only the choice among continuations changes. With another vocabulary size only the ids quag
+itself reserves ([PAD] 0, [UNK] 100, [CLS] 101) are suppressed. ``suppress_ids`` overrides the set.
+
 Deviations, both opt-in and documented:
 
 - ``use_cache=True`` (default) runs one new position per step through a key/value cache instead of the whole
@@ -27,11 +34,30 @@ samples per step. Shape letters here: K beams, A samples still decoding, t token
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 
-from quag.data.tokenizer import CLS_ID, PAD_ID, SEP_ID
+from quag.data.tokenizer import CLS_ID, PAD_ID, SEP_ID, UNK_ID, get_tokenizer
 from quag.models.decoder import StepCaptionDecoder
+
+
+@lru_cache(maxsize=8)
+def never_generated_ids(vocab_size: int, eos_id: int = SEP_ID) -> tuple[int, ...]:
+    """Token ids decoding never emits (see the module docstring), sorted.
+
+    Args:
+        vocab_size: V of the decoder.
+        eos_id: the end token, always allowed.
+    """
+    tok = get_tokenizer()
+    if vocab_size == len(tok):
+        ids = [i for i, t in enumerate(tok.id_to_token) if t.startswith("[") and t.endswith("]")]
+    else:
+        ids = [PAD_ID, UNK_ID, CLS_ID]
+    return tuple(i for i in ids if i != eos_id and i < vocab_size)
 
 
 def _cut(ids: list[int], eos_id: int, pad_id: int) -> list[int]:
@@ -54,6 +80,7 @@ def generate_beam(
     bos_id: int = CLS_ID,
     eos_id: int = SEP_ID,
     pad_id: int = PAD_ID,
+    suppress_ids: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Beam-search captions for a batch of memories (see the module docstring for the exact semantics).
 
@@ -68,6 +95,7 @@ def generate_beam(
         bos_id: Start token ([CLS] = 101).
         eos_id: End token ([SEP] = 102).
         pad_id: Padding token ([PAD] = 0).
+        suppress_ids: Tokens never generated; None: :func:`never_generated_ids` of the decoder's vocabulary.
 
     Returns:
         One list of token ids per sample, without [CLS] and [SEP].
@@ -80,6 +108,12 @@ def generate_beam(
         raise ValueError(f"max_len ({max_len}) exceeds the decoder's {decoder.max_positions} positions")
     batch, k, device = memory.shape[0], num_beams, memory.device
     freeze = length_penalty > 0
+    vocab_size = decoder.word_embeddings.num_embeddings
+    suppress = never_generated_ids(vocab_size, eos_id) if suppress_ids is None else tuple(suppress_ids)
+    if eos_id in suppress:
+        raise ValueError(f"suppress_ids must not contain the end token {eos_id}")
+    banned = torch.zeros(vocab_size, dtype=torch.bool, device=device)  # (V,)
+    banned[list(suppress)] = True
 
     mem = memory.repeat_interleave(k, dim=0)  # (B*K, T, H)
     mem_mask = None if memory_mask is None else memory_mask.repeat_interleave(k, dim=0)  # (B*K, T)
@@ -96,7 +130,7 @@ def generate_beam(
             logits, cache = decoder(tokens[:, -1:], mem, mem_mask, cache)
         else:
             logits, _ = decoder(tokens, mem, mem_mask)
-        logp = F.log_softmax(logits[:, -1].float(), dim=-1)  # (A*K, V)
+        logp = F.log_softmax(logits[:, -1].float(), dim=-1).masked_fill(banned, float("-inf"))  # (A*K, V)
         n_active, vocab = active.numel(), logp.shape[-1]
         if freeze:
             frozen_row = torch.full((vocab,), float("-inf"), device=device)
@@ -149,10 +183,15 @@ def generate_greedy(
     memory_mask: torch.Tensor | None,
     max_len: int = 48,
     use_cache: bool = True,
+    suppress_ids: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Greedy decoding (beam search with one beam): argmax each step until [SEP] or ``max_len``.
+
+    ``suppress_ids`` as in :func:`generate_beam`.
 
     Shapes:
         - memory: (B, T, H); memory_mask: (B, T) bool or None.
     """
-    return generate_beam(decoder, memory, memory_mask, num_beams=1, max_len=max_len, use_cache=use_cache)
+    return generate_beam(
+        decoder, memory, memory_mask, num_beams=1, max_len=max_len, use_cache=use_cache, suppress_ids=suppress_ids
+    )
