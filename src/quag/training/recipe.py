@@ -7,7 +7,11 @@ functions as ``quag infer`` and scores it with :mod:`quag.evaluation`; the best 
 highest ``val/mean_score`` (see :func:`~quag.evaluation.selection.selection_score`).
 
 Run directory ``runs/<name>/``: ``config.yaml``, ``train.log``, ``metrics.jsonl``, ``checkpoints/{last,best}/``,
-``predictions/val_*.json`` and ``val_predictions.jsonl`` of the best epoch.
+``predictions/val_*.json`` and ``val_predictions.jsonl`` of the best epoch, and ``train.lock`` while it runs.
+
+Before it writes anything, a run reads and checks every file it will read (:mod:`quag.training.preflight`) and
+claims its folder (:mod:`quag.training.run_folder`): one training at a time, a previous run is continued only
+with ``resume`` and replaced only with ``overwrite``, ``config.yaml`` is written once the checks have passed.
 
 Several processes: ``torchrun --nproc_per_node=N -m quag train CONFIG``. Ranks shard every task loader
 (``DistributedSampler``, ``set_epoch`` each epoch), seed with ``seed + rank``, and share the task order; only rank
@@ -16,7 +20,7 @@ Several processes: ``torchrun --nproc_per_node=N -m quag train CONFIG``. Ranks s
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import math
 import random
@@ -30,9 +34,15 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from quag.checkpoint import CheckpointMeta, load_trainer_state, load_weights, read_checkpoint_info, save_checkpoint
+from quag.checkpoint import (
+    CheckpointMeta,
+    load_trainer_state,
+    load_weights,
+    read_checkpoint_info,
+    recover_checkpoints,
+    save_checkpoint,
+)
 from quag.config import ExperimentConfig, save_config
-from quag.data import annotations as A
 from quag.data.datasets import build_datasets, make_store
 from quag.data.features import FeatureSpec
 from quag.data.multitask import MultiTaskLoader
@@ -41,11 +51,24 @@ from quag.inference.device import resolve_device
 from quag.inference.runner import TaskPredictions, merge_task_predictions, predict_task, video_records
 from quag.io import atomic_write_json, atomic_write_jsonl
 from quag.models import build_model
+from quag.models.decoder_init import initialise_decoder
 from quag.models.losses import total_loss
 from quag.tasks import Task
 from quag.training import distributed as D
 from quag.training.memory import pin_mmap_threshold
 from quag.training.optim import build_optimizer, build_scheduler
+from quag.training.preflight import check_run_features, load_run_splits
+from quag.training.run_folder import (
+    METRICS,
+    RunLock,
+    RunLogHandler,
+    append_metrics,
+    check_reuse,
+    clear_outputs,
+    is_inside,
+    read_metrics,
+    rewind_metrics,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +80,12 @@ def check_model_matches_features(cfg: ExperimentConfig, spec: FeatureSpec) -> No
         f"model.{k}={getattr(cfg.model, k)} but the features have {v}" for k, v in pairs if getattr(cfg.model, k) != v
     ]
     if bad:
+        simulated = bool(spec.simulated) or spec.visual_encoder.startswith("sim-")
+        data, config = ("HiREST-sim", "configs/sim_quag_cpu.yaml") if simulated else ("these features", None)
+        start = f"start from the config made for {data}: `quag train {config}`, or " if config else ""
         raise ValueError(
-            f"{cfg.data.root}/feature_spec.json does not match the model: {'; '.join(bad)}. "
-            "Set those keys (e.g. model.query_dim=384 for MiniLM queries)."
+            f"{cfg.data.root}/feature_spec.json does not match the model: {'; '.join(bad)}. To train on {data}, "
+            f"{start}set those keys (e.g. model.query_dim=384 for MiniLM queries)."
         )
 
 
@@ -93,15 +119,30 @@ class TrainRecipe:
         resume: checkpoint folder to continue from (weights, optimizer, scheduler, RNG, position in the epoch).
         device: ``auto`` (CUDA if present), ``cpu`` or ``cuda[:i]``.
         progress: show a progress bar (rank 0).
+        overwrite: replace a previous run in the run folder (its outputs are removed once every check passed).
     """
 
     def __init__(
-        self, cfg: ExperimentConfig, resume: str | Path | None = None, device: str = "auto", progress: bool = True
+        self,
+        cfg: ExperimentConfig,
+        resume: str | Path | None = None,
+        device: str = "auto",
+        progress: bool = True,
+        overwrite: bool = False,
     ) -> None:
         self.cfg = cfg
         self.resume = Path(resume) if resume is not None else None
         self.device = resolve_device(device)
         self.progress = progress
+        self.overwrite = overwrite
+        self._lock: RunLock | None = None
+        self._log_handler: logging.Handler | None = None
+        self.log_rows = 0
+        """Rows of ``metrics.jsonl`` so far (stored in every checkpoint, so that a resume can cut the file back)."""
+        self._recovered: list[str] = []
+        self._resume_meta: CheckpointMeta | None = None
+        self._created_run_dir = False
+        self._started = False
 
     # -- setup ---------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -114,21 +155,22 @@ class TrainRecipe:
         if cfg.train.release_memory and self.device.type == "cpu":
             pin_mmap_threshold()
         self.run_dir = cfg.run_dir
-        if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.run_dir / "config.yaml")
-            handler = logging.FileHandler(self.run_dir / "train.log")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-            logging.getLogger("quag").addHandler(handler)
-            self._log_handler = handler
+        # 1. everything the run will read, checked before anything is written
         self.store = make_store(cfg.data)
+        if cfg.model.visual_dim == 0:  # a speech-only model never reads frame files, whatever the root holds
+            self.store.drop_visual()
         check_model_matches_features(cfg, self.store.spec)
         tasks = cfg.tasks
-        self.train_sets = build_datasets(cfg.data, cfg.data.train_split, tasks, training=True, store=self.store)
-        self.val_videos = A.load_split(cfg.data.root, cfg.data.val_split)
+        train_videos, self.val_videos = load_run_splits(cfg)
+        n_checked = check_run_features(cfg, self.store, train_videos, self.val_videos)
+        self.train_sets = build_datasets(
+            cfg.data, cfg.data.train_split, tasks, training=True, store=self.store, videos=train_videos
+        )
         self.val_sets = build_datasets(
             cfg.data, cfg.data.val_split, tasks, training=False, store=self.store, videos=self.val_videos
         )
+        # 2. the run folder: locked, tidied after a crash, reused only when asked
+        self._on_main(self._claim_run_folder)
         self.loader = MultiTaskLoader(
             self.train_sets,
             cfg.train.batch_size,
@@ -142,12 +184,16 @@ class TrainRecipe:
         if cfg.train.max_steps:
             self.total_steps = min(self.total_steps, cfg.train.max_steps)
         self.raw_model = build_model(cfg.model).to(self.device)
+        if self.resume is None:
+            initialise_decoder(self.raw_model.decoder, cfg.model.decoder_init)
         self.optimizer = build_optimizer(self.raw_model, cfg.train.lr, cfg.train.weight_decay)
         self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg.train.warmup_ratio)
         self.step, self.epoch, self.step_in_epoch = 0, 0, 0
         self.best: float | None = None
         if self.resume is not None:
             self._load_resume()
+        # 3. every check passed: only now is the run folder changed
+        self._on_main(self._start_run_folder)
         self.model: torch.nn.Module = self.raw_model
         if self.dist.distributed:
             # single-task steps leave the other heads without gradients
@@ -169,11 +215,58 @@ class TrainRecipe:
                 self.dist.world_size,
                 self.device,
             )
-            logger.info("every feature file of both splits is present")
+            logger.info("every feature file of both splits read and checked (%d examples)", n_checked)
+
+    def _on_main(self, work: Any) -> None:
+        """Run ``work`` on rank 0 only; an error there stops every rank (with its message on the others)."""
+        error: Exception | None = None
+        if self.dist.is_main:
+            try:
+                work()
+            except Exception as e:
+                error = e
+        message = D.broadcast_object(None if error is None else f"{type(error).__name__}: {error}")
+        if error is not None:
+            raise error
+        if message is not None:
+            raise RuntimeError(f"rank 0 stopped the run: {message}")
+
+    def _claim_run_folder(self) -> None:
+        """Lock the run folder, tidy what a killed run left in it, and refuse to reuse it unless asked to."""
+        self._created_run_dir = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = RunLock.acquire(self.run_dir)
+        self._recovered = recover_checkpoints(self.run_dir / "checkpoints")
+        check_reuse(self.run_dir, self.resume, self.overwrite)
+
+    def _start_run_folder(self) -> None:
+        """Clear a replaced run, cut the metrics back to the resumed checkpoint, write the config, open the log."""
+        self._started = True
+        removed = clear_outputs(self.run_dir) if self.overwrite else []
+        metrics = self.run_dir / METRICS
+        dropped = 0
+        meta = self._resume_meta
+        if self.resume is not None and meta is not None and is_inside(self.resume, self.run_dir):
+            _, dropped = rewind_metrics(metrics, meta.log_rows, meta.step)
+        elif metrics.exists():  # a new run from another folder's checkpoint, or a folder with only a log
+            metrics.unlink()
+        self.log_rows = len(read_metrics(metrics))
+        save_config(self.cfg, self.run_dir / "config.yaml")
+        handler = RunLogHandler(self.run_dir / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("quag").addHandler(handler)
+        self._log_handler = handler
+        for line in self._recovered:
+            logger.warning("%s", line)
+        if removed:
+            logger.info("--overwrite: removed the previous run's %s from %s", ", ".join(removed), self.run_dir)
+        if dropped:
+            logger.info("%s: dropped %d row(s) logged after the resumed checkpoint", metrics, dropped)
 
     def _load_resume(self) -> None:
         assert self.resume is not None
         cfg_ckpt, spec, meta = read_checkpoint_info(self.resume)
+        self._resume_meta = meta
         self.store.spec.check_compatible(spec, what="features", other_what="checkpoint")
         if cfg_ckpt.model != self.cfg.model:
             raise ValueError(
@@ -211,14 +304,15 @@ class TrainRecipe:
             step_in_epoch=self.step_in_epoch,
             metrics=metrics or {},
             best_metric=self.best,
+            log_rows=self.log_rows,
         )
         state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "rng": rngs}
         save_checkpoint(self.run_dir / "checkpoints" / name, self.raw_model, self.cfg, self.store.spec, meta, state)
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.dist.is_main:
-            with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            append_metrics(self.run_dir / METRICS, record)
+            self.log_rows += 1
 
     # -- validation ----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -310,7 +404,9 @@ class TrainRecipe:
                         }
                     )
                     window.clear()
-                if cfg.save_every and self.step % cfg.save_every == 0:
+                # the last step's checkpoint is the one after the final validation: a run killed during that
+                # validation resumes from an earlier step, where a checkpoint at the last step would skip it
+                if cfg.save_every and self.step % cfg.save_every == 0 and self.step < self.total_steps:
                     self._save("last")
                 if self.step >= self.total_steps:
                     done = True
@@ -348,20 +444,43 @@ class TrainRecipe:
         result.steps, result.best_score = self.step, self.best
         return result
 
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
     def cleanup(self) -> None:
-        handler = getattr(self, "_log_handler", None)
+        """Close the log file and release the run folder (safe after a failed or partial :meth:`setup`)."""
+        handler = self._log_handler
         if handler is not None:
             logging.getLogger("quag").removeHandler(handler)
             handler.close()
+            self._log_handler = None
+        self._release_lock()
+        if self._created_run_dir and not self._started:  # a run stopped by its checks leaves no empty folder
+            with contextlib.suppress(OSError):
+                self.run_dir.rmdir()
 
 
 def train(
-    cfg: ExperimentConfig, resume: str | Path | None = None, device: str = "auto", progress: bool = True
+    cfg: ExperimentConfig,
+    resume: str | Path | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    overwrite: bool = False,
 ) -> TrainResult:
-    """Set up, train and clean up (the function behind ``quag train``)."""
-    recipe = TrainRecipe(cfg, resume=resume, device=device, progress=progress)
-    recipe.setup()
+    """Set up, train and clean up (the function behind ``quag train``).
+
+    Args:
+        cfg: the resolved experiment config.
+        resume: checkpoint folder to continue from.
+        device: ``auto``, ``cpu`` or ``cuda[:i]``.
+        progress: show a progress bar.
+        overwrite: replace a previous run in ``cfg.run_dir`` (without it, or ``resume``, a used folder is refused).
+    """
+    recipe = TrainRecipe(cfg, resume=resume, device=device, progress=progress, overwrite=overwrite)
     try:
+        recipe.setup()
         return recipe.train()
     finally:
         recipe.cleanup()
