@@ -1,6 +1,7 @@
-# The two commands of the README. Both create .venv (if missing) and install the pinned requirements first.
+# The commands of the README. Each creates .venv (if missing) and installs the pinned requirements first.
 #   make demo       the main job on the built-in simulated data (CPU, a few minutes)
 #   make test       the whole test suite, offline
+#   make example    your-own-video path: the speech-only model on a committed example video, scored (CPU)
 # And for development:
 #   make test-fast  the suite without the tests marked slow (under a minute on two cores)
 #   make lint       ruff lint, ruff format check and mypy (what CI runs before the tests)
@@ -19,7 +20,7 @@ define pytest
 	exit $$status
 endef
 
-.PHONY: setup demo test test-fast lint clean-sim
+.PHONY: setup demo example test test-fast lint clean-sim
 
 setup: $(STAMP)
 
@@ -32,6 +33,10 @@ $(STAMP): pyproject.toml requirements.txt
 
 demo: setup
 	$(VENV)/bin/quag demo
+
+# trains configs/sim_speech_cpu.yaml first if runs/sim_speech_cpu has no checkpoint (a few minutes, with progress)
+example: setup
+	$(VENV)/bin/quag example
 
 test: setup
 	$(call pytest,)

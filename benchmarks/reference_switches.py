@@ -29,15 +29,17 @@ SWITCHES: dict[str, list[str]] = {
 }
 SWITCHES["all four"] = [o for v in SWITCHES.values() for o in v]
 
-COLUMNS = {
-    "moment_retrieval/R@0.5": "MR R@0.5",
-    "moment_retrieval/R@0.7": "MR R@0.7",
-    "moment_segmentation/R@0.5": "MS R@0.5",
-    "moment_segmentation/P@0.5": "MS P@0.5",
-    "moment_segmentation_official_refill/R@0.5": "MS R@0.5 (GT refill)",
-    "moment_segmentation_official_refill/P@0.5": "MS P@0.5 (GT refill)",
-    "step_captioning/CIDEr": "CIDEr",
-}
+COLUMNS = (
+    "moment_retrieval/R@0.5",
+    "moment_retrieval/R@0.7",
+    "moment_segmentation/recall@0.5",
+    "moment_segmentation/precision@0.5",
+    "moment_segmentation_official_refill/recall@0.5",
+    "moment_segmentation_official_refill/precision@0.5",
+    "step_captioning/CIDEr",
+)
+"""Metric keys of the table (``moment_segmentation_official_refill``: clipped to and refilled from the GT moment,
+as the official evaluation does)."""
 
 
 def measure(checkpoint: str, split: str) -> dict[str, dict[str, float]]:
@@ -68,11 +70,11 @@ def table(rows: dict[str, dict[str, float]], checkpoint: str, split: str) -> str
         f"Checkpoint `{checkpoint}`, split `{split}` (command: "
         f"`.venv/bin/python benchmarks/reference_switches.py {checkpoint} --split {split} --write-docs`).",
         "",
-        "| decoding | " + " | ".join(COLUMNS[c] for c in cols) + " |",
+        "| decoding | " + " | ".join(f"`{c}`" for c in cols) + " |",
         "|---|" + "---:|" * len(cols),
     ]
     for name, m in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{100 * m[c]:.2f}" for c in cols) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{m[c]:.2f}" for c in cols) + " |")
     return "\n".join(lines)
 
 

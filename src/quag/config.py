@@ -76,6 +76,9 @@ class ModelConfig:
     """CLIP4Caption-style decoder layers."""
     decoder_max_positions: int = 512
     """BERT absolute positions available to the decoder."""
+    decoder_init: Literal["random", "minilm"] = "random"
+    """Caption-decoder initialisation before training: ``random`` (BERT's N(0, 0.02)) or ``minilm``: word embeddings
+    (and, where shapes allow, layers) from the offline all-MiniLM-L6-v2, same vocabulary (docs/models.md)."""
     joint_max_positions: int = 2048
     """Learned frame positions of the Joint baseline's CLIP4Caption visual encoder."""
     joint_fusion_dim: int = 512

@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from quag.config import ExperimentConfig, load_config
-from quag.io import atomic_write_text
+from quag import __version__
+from quag.config import ExperimentConfig, dump_config, load_config
+from quag.io import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,24 @@ def markdown_table(rows: dict[str, dict[str, float]], about: str, columns: tuple
     return "\n".join(lines)
 
 
+RESULTS_FILE = "demo_results.json"
+"""The demo's rows, what produced them and the config hash: ``runs/<name>/demo_results.json`` every run, and
+``docs/demo_results.json`` beside the README with ``--write-readme`` (the committed copy the README table is
+checked against)."""
+
+
+def config_hash(cfg: ExperimentConfig) -> str:
+    """16 hex digits of SHA-256 over the resolved config's YAML: changes whenever a setting of the run changes."""
+    import hashlib
+
+    return hashlib.sha256(dump_config(cfg).encode()).hexdigest()[:16]
+
+
+def readme_table(results: dict[str, Any]) -> str:
+    """The README table of a ``demo_results.json`` object (:func:`markdown_table` of its rows and ``about``)."""
+    return markdown_table(results["rows"], results["about"])
+
+
 def write_readme_table(readme: str | Path, table: str) -> Path:
     """Replace the text between :data:`README_MARKERS` in ``readme`` by ``table`` (atomically).
 
@@ -130,6 +149,16 @@ def _gt_record(v: Any) -> dict[str, Any]:
     }
 
 
+def _step_captions(files: list[str]) -> list[str] | None:
+    """Every step caption of the decoded split (its ``*_step_captioning.json``), or None if not decoded."""
+    import json
+
+    from quag.evaluation.caption_diversity import prediction_captions
+
+    path = next((Path(f) for f in files if f.endswith("_step_captioning.json")), None)
+    return None if path is None else prediction_captions(json.loads(path.read_text()))
+
+
 def run_demo(
     config_path: str | Path = "configs/sim_quag_cpu.yaml",
     overrides: list[str] | None = None,
@@ -148,10 +177,11 @@ def run_demo(
     from quag.data import annotations as A
     from quag.data.datasets import make_store
     from quag.data.sim import SimConfig, build_sim
+    from quag.evaluation.caption_diversity import caption_diversity
     from quag.inference.api import run_inference
     from quag.inference.runner import predict_end_to_end
     from quag.pipeline.text import MiniLMEncoder
-    from quag.report import loss_curves_svg, metrics_table, video_section, write_report
+    from quag.report import caption_diversity_html, loss_curves_svg, metrics_table, video_section, write_report
     from quag.training.recipe import train
 
     timings: dict[str, float] = {}
@@ -178,7 +208,8 @@ def run_demo(
             f"[2/4] training {cfg.name} on CPU ({cfg.model.arch}, width {cfg.model.hidden_dim}, "
             f"{cfg.train.epochs} epochs)"
         )
-    train(cfg, resume=resume, device="cpu", progress=progress)
+    # a run folder without a checkpoint holds nothing to continue: start over
+    train(cfg, resume=resume, device="cpu", progress=progress, overwrite=resume is None)
     timings["train"] = time.time() - t
 
     t = time.time()
@@ -193,16 +224,29 @@ def run_demo(
     table = format_table(rows)
     print(f"[4/4] results on HiREST-sim {cfg.data.val_split} (SIMULATED features; seed {cfg.train.seed}):")
     print(table)
+    captions = _step_captions(summary["files"])
+    if captions is not None:
+        print(caption_diversity(captions).summary())
     command = "quag demo" + (f" --config {config_path}" if str(config_path) != "configs/sim_quag_cpu.yaml" else "")
     about = (
         f"`{command}` (= `make demo`) on HiREST-sim {cfg.data.val_split} (simulated features), seed "
         f"{cfg.train.seed}, config `{config_path}`{' with ' + ' '.join(overrides) if overrides else ''}, best "
         f"checkpoint by `val/mean_score`; regenerate with `{command} --write-readme`."
     )
-    markdown = markdown_table(rows, about)
+    results = {
+        "rows": rows,
+        "about": about,
+        "config": str(config_path),
+        "overrides": list(overrides or []),
+        "config_hash": config_hash(cfg),
+        "quag_version": __version__,
+    }
+    markdown = readme_table(results)
     atomic_write_text(cfg.run_dir / "demo_table.md", markdown + "\n")
+    atomic_write_json(cfg.run_dir / RESULTS_FILE, results)
     if readme is not None:
         print(f"README table: {write_readme_table(readme, markdown)}")
+        print(f"its source: {atomic_write_json(Path(readme).parent / 'docs' / RESULTS_FILE, results)}")
 
     model, ckpt_cfg, _, _ = load_checkpoint(best, "cpu")
     val = [v for v in A.moment_videos(A.load_split(root, cfg.data.val_split)) if v.steps][:report_videos]
@@ -210,6 +254,7 @@ def run_demo(
     sections = [
         "<h2>Results (val split)</h2>",
         metrics_table(rows, TABLE_COLUMNS),
+        caption_diversity_html(captions) if captions is not None else "",
         "<p>Moment segmentation is scored on our predicted segments of the ground-truth moment, without the "
         "official ground-truth refill; captioning on the ground-truth steps.</p>",
         "<h2>Training losses</h2>",

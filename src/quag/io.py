@@ -1,7 +1,9 @@
 """Atomic file output: every file this package writes appears whole or not at all.
 
 Writers go to a temporary file in the destination folder, fsync it and ``os.replace`` it over the target, so
-an interrupted run never leaves a truncated JSON, SRT or tensor behind.
+an interrupted run never leaves a truncated JSON, SRT or tensor behind. The file gets the permissions a plain
+``open(path, "w")`` would give it (``0o666`` less the umask), or keeps those of the file it replaces; a failed
+write (a full disk, say) raises an ``OSError`` that names the file and leaves the old one untouched.
 """
 
 from __future__ import annotations
@@ -13,6 +15,41 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where ``/proc`` allows (else set and restored at once)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """Permission bits of a file made by ``open(path, "w")``: ``0o666`` less the umask (``mkstemp`` gives 0600)."""
+    return 0o666 & ~current_umask()
+
+
+def file_mode(path: str | Path) -> int:
+    """Permission bits for a new version of ``path``: those of the existing file, else :func:`new_file_mode`."""
+    with contextlib.suppress(OSError):
+        return os.stat(path).st_mode & 0o777
+    return new_file_mode()
+
+
+def folder_mode() -> int:
+    """Permission bits of a folder made by ``mkdir``: ``0o777`` less the umask (``mkdtemp`` gives 0700)."""
+    return 0o777 & ~current_umask()
+
+
+def named_os_error(e: OSError, path: str | Path) -> OSError:
+    """``e`` with ``path`` as its file name when it has none (a failed ``write`` names no file)."""
+    if e.filename is not None or e.errno is None:
+        return e
+    return OSError(e.errno, e.strerror or os.strerror(e.errno), str(path))
 
 
 @contextlib.contextmanager
@@ -27,10 +64,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, file_mode(path))  # mkstemp makes 0600 files
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(e, OSError):
+            named = named_os_error(e, path)
+            if named is not e:
+                raise named from e
         raise
 
 
@@ -67,3 +109,35 @@ def atomic_torch_save(path: str | Path, obj: Any) -> Path:
     buf = io.BytesIO()
     torch.save(obj, buf)
     return atomic_write(path, lambda f: f.write(buf.getvalue()), mode="wb")
+
+
+def json_error_text(e: json.JSONDecodeError) -> str:
+    """``"Unterminated string starting at line 1, column 5"``: the decoder's message with its position, read
+    once (its own messages such as "... starting at" already end in "at")."""
+    msg = e.msg[: -len(" at")] if e.msg.endswith(" at") else e.msg
+    return f"{msg} at line {e.lineno}, column {e.colno}"
+
+
+def prepare_output_folder(folder: str | Path, what: str) -> Path:
+    """Create ``folder`` (and its parents) and check that a file can be written in it, before any work starts.
+
+    Args:
+        folder: the folder an output will go to.
+        what: how the user named it, for the message (e.g. ``--out predictions/x.json``).
+
+    Raises:
+        ValueError: the folder cannot be created or written; the message names it, the reason and the fix.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".quag-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        where = e.filename or folder
+        raise ValueError(
+            f"{what}: cannot write in {folder} ({e.strerror or e}: {where}); choose a folder you can create and "
+            "write to"
+        ) from None
+    return folder

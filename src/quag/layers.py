@@ -18,6 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("quag.tvsum",),
     ("quag.report",),
     ("quag.pipeline",),
+    ("quag.serve",),
     ("quag.demo",),
     ("quag.commands",),
     ("quag.cli", "quag.__main__"),

@@ -6,6 +6,7 @@ Prints a table and writes the report JSON (default: ``<PRED stem>.metrics.json``
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -134,12 +135,17 @@ def run(args: argparse.Namespace) -> int:
     from quag.evaluation.evaluate import evaluate_files, format_table, preprocess_segmentation
     from quag.evaluation.ground_truth import step_ground_truth
     from quag.evaluation.predictions import load_predictions, write_predictions
-    from quag.io import atomic_write_json
+    from quag.io import atomic_write_json, prepare_output_folder
 
     if args.write_preprocessed is not None and not (
         args.task == "moment_segmentation" and args.preprocess_moment_bounds
     ):
         raise ValueError("--write-preprocessed needs --task moment_segmentation and --preprocess-moment-bounds")
+    out = args.out or args.pred.with_name(f"{args.pred.stem}.metrics.json")
+    # outputs are checked before any work starts (caption scorers can take minutes)
+    prepare_output_folder(out.parent, f"--out {out}" if args.out else f"report {out}")
+    if args.write_preprocessed is not None:
+        prepare_output_folder(args.write_preprocessed.parent, f"--write-preprocessed {args.write_preprocessed}")
     options = {}
     if args.task == "moment_segmentation":
         options["preprocess_moment_bounds"] = args.preprocess_moment_bounds
@@ -150,11 +156,18 @@ def run(args: argparse.Namespace) -> int:
         args.pred, args.gt, args.task, categories_path=args.categories, per_category=args.per_category, **options
     )
     elapsed = time.perf_counter() - start
-    out = args.out or args.pred.with_name(f"{args.pred.stem}.metrics.json")
     atomic_write_json(out, report)
     if args.write_preprocessed is not None:
         processed = preprocess_segmentation(load_predictions(args.pred, args.task), step_ground_truth(args.gt))
         write_predictions(args.write_preprocessed, processed)
     print(format_table(report))
+    outside = report["counts"].get("out_of_range", 0)
+    if outside:
+        query, video, bounds, duration = report["out_of_range_items"][0]
+        print(
+            f"warning: {outside} predicted moment(s) lie outside their video (e.g. {bounds} for {video!r}, "
+            f"{duration:.1f} s, query {query!r}); scored as given, as the official protocol does",
+            file=sys.stderr,
+        )
     print(f"evaluated in {elapsed:.1f} s; report: {out}")
     return 0

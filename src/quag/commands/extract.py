@@ -2,12 +2,15 @@
 
 Runs :func:`quag.pipeline.corpus.extract_corpus`. Several processes split the corpus with ``--shard i/N`` or
 ``torchrun --nproc_per_node=N -m quag extract ...`` (shard = RANK/WORLD_SIZE, device ``cuda`` -> ``cuda:LOCAL_RANK``).
+Exits with 1 when any video failed (they are listed in ``OUT/extraction_failures.json``) unless
+``--allow-failures``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from quag.commands import add_device_argument
@@ -64,16 +67,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a video without an audio track: report it as failed, or write an empty transcript",
     )
     parser.add_argument("--overwrite", action="store_true", help="recompute outputs that already exist")
+    parser.add_argument(
+        "--allow-failures",
+        action="store_true",
+        help="exit with 0 even when some videos failed (default: exit 1 if any video failed; the report lists them)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from quag.inference.device import resolve_device
+    from quag.io import prepare_output_folder
     from quag.pipeline.asr import REFERENCE_TEMPERATURES
-    from quag.pipeline.corpus import device_for_rank, extract_corpus, parse_shard
+    from quag.pipeline.corpus import FAILURES_FILE, device_for_rank, extract_corpus, parse_shard
     from quag.pipeline.extract import ExtractOptions
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # arguments are checked before any model is loaded
+    for flag, path in (("--eva-clip-checkpoint", args.eva_clip_checkpoint), ("--whisper-model", args.whisper_model)):
+        if path is not None and not path.exists():
+            raise FileNotFoundError(f"{flag} {path} not found; pass an existing file or folder")
+    if args.frame_jpeg_quality is not None and not 1 <= args.frame_jpeg_quality <= 100:
+        raise ValueError(f"--frame-jpeg-quality must be in 1..100, got {args.frame_jpeg_quality}")
+    prepare_output_folder(args.out, f"output root {args.out}")
     whisper = WhisperOptions(compute_type=args.whisper_compute_type)
     if args.reference_temperatures:
         whisper = WhisperOptions(compute_type=args.whisper_compute_type, temperature=REFERENCE_TEMPERATURES)
@@ -92,4 +108,12 @@ def run(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard) if args.shard else None
     report = extract_corpus(args.videos, args.out, options, shard=shard, progress=not args.no_progress)
     print(report.summary())
+    if report.n_failed and not args.allow_failures:
+        print(
+            f"quag extract: error: {report.n_failed} of {report.n_videos} video(s) failed (listed in "
+            f"{args.out / FAILURES_FILE}); fix or remove them and run again (finished videos are skipped), or pass "
+            "--allow-failures to accept the rest",
+            file=sys.stderr,
+        )
+        return 1
     return 0

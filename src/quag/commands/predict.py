@@ -5,6 +5,9 @@ checkpoint is speech-only, Whisper transcript, MiniLM cue embeddings; cached by 
 each ``--query`` is answered. Writes ``<out>/<video stem>.json`` (one end-to-end record per query, the format
 ``quag infer --end-to-end`` writes) and ``<out>/<video stem>.html`` (a timeline per query: moment, captioned steps,
 transcript).
+
+Arguments are checked before any model is loaded or any video decoded: an empty ``--query``, a missing video or
+checkpoint, an ``--out`` that cannot be written. A speech-only checkpoint refuses a video without speech.
 """
 
 from __future__ import annotations
@@ -16,27 +19,61 @@ from pathlib import Path
 from quag.commands import add_device_argument
 
 
+def query_text(text: str) -> str:
+    """A ``--query`` value: any text with a word in it (checked while parsing, before any work)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError('empty query; give the words to look for, e.g. -q "crack the eggs"')
+    return text
+
+
+def existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{path} is not a file" if path.exists() else f"{path} not found")
+    return path
+
+
+def existing_path(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{path} not found")
+    return path
+
+
+def checkpoint_folder(text: str) -> Path:
+    path = Path(text)
+    if not (path / "model.safetensors").is_file():
+        why = "holds no model.safetensors" if path.is_dir() else "not found"
+        raise argparse.ArgumentTypeError(f"{path}: {why}; pass a checkpoint folder, e.g. runs/<name>/checkpoints/best")
+    return path
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("video", type=Path, help="video file (.mp4, ...)")
-    parser.add_argument("--query", "-q", action="append", required=True, help="text query (repeat for several)")
+    parser.add_argument("video", type=existing_file, help="video file (.mp4, ...)")
     parser.add_argument(
-        "--checkpoint", required=True, type=Path, help="checkpoint folder (runs/<name>/checkpoints/best)"
+        "--query", "-q", action="append", required=True, type=query_text, help="text query (repeat for several)"
+    )
+    parser.add_argument(
+        "--checkpoint", required=True, type=checkpoint_folder, help="checkpoint folder (runs/<name>/checkpoints/best)"
     )
     parser.add_argument(
         "--eva-clip-checkpoint",
-        type=Path,
+        type=existing_file,
         default=None,
         help="EVA-CLIP-g/14 weights (eva_clip_psz14.pt); not needed for a speech-only checkpoint with MiniLM queries",
     )
     parser.add_argument(
-        "--whisper-model", type=Path, default=None, help="faster-whisper model directory (default: Whisper tiny.en)"
+        "--whisper-model",
+        type=existing_path,
+        default=None,
+        help="faster-whisper model directory (default: Whisper tiny.en)",
     )
     parser.add_argument(
         "--whisper-compute-type",
         default="default",
         help="CTranslate2 compute type: default (the model's own), int8 (faster on CPU)",
     )
-    parser.add_argument("--bpe", type=Path, default=None, help="CLIP BPE merges file (EVA-CLIP text queries)")
+    parser.add_argument("--bpe", type=existing_file, default=None, help="CLIP BPE merges file (EVA-CLIP text queries)")
     parser.add_argument("--out", type=Path, default=Path("predictions"), help="output folder")
     parser.add_argument(
         "--cache-dir",
@@ -50,10 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from quag.inference.device import resolve_device
+    from quag.io import prepare_output_folder
     from quag.pipeline.asr import WhisperOptions
     from quag.pipeline.predictor import Predictor, default_cache_dir, write_prediction_files
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    prepare_output_folder(args.out, f"--out {args.out}")  # before the video is encoded
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     predictor = Predictor.from_checkpoint(
         args.checkpoint,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from quag.data.timestamps import num_frames, seconds_to_frame
+from quag.io import json_error_text
 
 SPLIT_FILE = "splits/all_data_{split}.json"
 CATEGORIES_FILE = "evaluation/categories.json"
@@ -82,7 +83,7 @@ def read_json(path: str | Path) -> Any:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as e:
-        raise AnnotationError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from e
+        raise AnnotationError(f"{path}: not valid JSON ({json_error_text(e)})") from e
 
 
 def _number(value: Any, where: str, field: str) -> float:

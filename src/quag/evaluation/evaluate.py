@@ -16,7 +16,10 @@ dict::
 Metric keys and scales are the official ones: ``R@0.5``/``R@0.7`` (MR), ``R@1``..``R@50`` (VR),
 ``precision``/``recall`` -> ``{"0.5", "0.7"}`` (MS), ``Bleu_1``..``Bleu_4``, ``METEOR``, ``ROUGE_L``, ``CIDEr``,
 ``SPICE``, ``Entailment`` (x100) and ``BERTScore_F1`` (0-1) (SC). A ground-truth item without a prediction
-scores 0 and is counted in ``missing``; predictions for unknown items are counted in ``extra``.
+scores 0 and is counted in ``missing``; predictions for unknown items are counted in ``extra``. Moment-retrieval
+predictions outside the video (``[-5, -1]``, ``[1e9, 2e9]``) are scored as given, like the official code does, and
+counted in ``counts["out_of_range"]`` (the first ones listed in ``out_of_range_items``: query, video, bounds,
+duration).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from quag.evaluation.metrics.segmentation import (
     step_bound_scores,
 )
 from quag.evaluation.predictions import (
+    MAX_LISTED,
     Predictions,
     SegmentationPrediction,
     check_task,
@@ -60,6 +64,10 @@ from quag.evaluation.predictions import (
     load_predictions,
     parse_predictions,
 )
+
+RANGE_TOLERANCE = 1.0
+"""Seconds a moment may end past the video's duration and still count as in range: decoding works on 1-fps clips
+and a video of 10.6 s has 11 of them (its last clip ends at 11 s)."""
 
 
 def _groups(labels: Sequence[str], per_category: bool) -> dict[str, list[int]]:
@@ -111,7 +119,24 @@ def _moment_retrieval(
     missing = [[v.query, v.video] for v, p in zip(scored, found, strict=True) if p is None]
     extra = [list(k) for k in preds.items if k not in keys]
     reversed_bounds = sum(p is not None and p.end < p.start for p in found)
-    return coverage_report(metrics, len(scored), missing, extra, reversed_bounds=reversed_bounds)
+    outside = [
+        [v.query, v.video, [p.start, p.end], v.duration]
+        for v, p in zip(scored, found, strict=True)
+        if p is not None and not in_video(p.start, p.end, v.duration)
+    ]
+    report = coverage_report(
+        metrics, len(scored), missing, extra, reversed_bounds=reversed_bounds, out_of_range=len(outside)
+    )
+    report["out_of_range_items"] = outside[:MAX_LISTED]
+    return report
+
+
+def in_video(start: float, end: float, duration: float) -> bool:
+    """True when ``[start, end]`` lies in ``[0, duration]``, up to :data:`RANGE_TOLERANCE` past the end.
+
+    Out-of-range moments are scored as given (the official protocol has no range check), and counted.
+    """
+    return all(0.0 <= t <= duration + RANGE_TOLERANCE for t in (start, end))
 
 
 def _video_retrieval(preds: Predictions, videos: list[VideoAnnotation], cats: Categories | None, per_cat: bool) -> dict:

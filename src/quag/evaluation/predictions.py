@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quag.io import atomic_write_json, atomic_write_jsonl
+from quag.io import atomic_write_json, atomic_write_jsonl, json_error_text
 
 EVAL_TASKS: tuple[str, ...] = ("video_retrieval", "moment_retrieval", "moment_segmentation", "step_captioning")
 
@@ -377,14 +377,14 @@ def load_predictions(path: str | Path, task: str) -> Predictions:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise PredictionError(f"{where}: not valid JSON ({e.msg})") from e
+                    raise PredictionError(f"{where}: not valid JSON ({json_error_text(e)})") from e
                 preds.add(_parse_record(record, task, where), where)
         return preds
     try:
         with open(path, encoding="utf-8") as f:
             obj = json.load(f)
     except json.JSONDecodeError as e:
-        raise PredictionError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from e
+        raise PredictionError(f"{path}: not valid JSON ({json_error_text(e)})") from e
     if not isinstance(obj, dict):
         raise PredictionError(f"{path}: the official {task} format is a JSON object at the top level")
     return _parse_official(obj, task, str(path))

@@ -1,4 +1,8 @@
-"""``run_inference``: checkpoint + split -> prediction files (+ metrics). What ``quag infer`` calls."""
+"""``run_inference``: checkpoint + split -> prediction files (+ metrics). What ``quag infer`` calls.
+
+``video_retrieval`` needs no model: it ranks the split's videos by pooled features (:mod:`quag.inference.retrieval`),
+so :func:`run_inference` runs it without a checkpoint when a data root is given.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from quag.checkpoint import load_checkpoint
+from quag.checkpoint import load_checkpoint, read_checkpoint_info
 from quag.config import apply_overrides, config_from_dict, config_to_dict
 from quag.data import annotations as A
 from quag.data.datasets import build_datasets, make_store
@@ -20,8 +24,12 @@ from quag.tasks import Task
 logger = logging.getLogger(__name__)
 
 
+VIDEO_RETRIEVAL = "video_retrieval"
+"""The zero-shot task :func:`run_inference` adds to the model's three."""
+
+
 def run_inference(
-    checkpoint: str | Path,
+    checkpoint: str | Path | None,
     split: str = "val",
     data_root: str | None = None,
     out_dir: str | Path | None = None,
@@ -32,25 +40,64 @@ def run_inference(
     overrides: list[str] | None = None,
     progress: bool = True,
     caption_metrics: tuple[str, ...] = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr"),
+    retrieval_stream: str = "auto",
 ) -> dict[str, Any]:
     """Decode ``split`` with a checkpoint and write the official prediction files.
 
     Args:
-        checkpoint: checkpoint folder.
+        checkpoint: checkpoint folder; may be None when ``tasks`` is ``["video_retrieval"]`` and ``data_root`` is
+            given.
         split: split name of the dataset root.
         data_root: dataset root (default: the one the checkpoint was trained on).
-        out_dir: output folder (default: ``<run>/predictions`` next to the checkpoint folder).
-        tasks: tasks to decode (default: the trained ones).
+        out_dir: output folder (default: ``<run>/predictions`` next to the checkpoint folder, or ``predictions``
+            without a checkpoint).
+        tasks: tasks to decode (default: the trained ones); ``video_retrieval`` ranks the split's videos for each
+            query, zero-shot.
         end_to_end: also write retrieval -> segmentation -> captioning records.
         evaluate: score the per-task predictions against the split (needs its moments and steps).
         device: torch device (``auto``: CUDA if present).
         overrides: ``eval.key=value`` decoding overrides.
         progress: progress bars.
         caption_metrics: step-captioning metrics computed with ``evaluate``.
+        retrieval_stream: features pooled by ``video_retrieval``: ``auto``, ``visual`` or ``transcript``.
 
     Returns:
         ``{"files": [...], "metrics": {...}, "metrics_file": path}``.
     """
+    if tasks is not None and VIDEO_RETRIEVAL in tasks:
+        model_tasks = [t for t in tasks if t != VIDEO_RETRIEVAL]
+        if not model_tasks:
+            if checkpoint is None and data_root is None:
+                raise ValueError("video_retrieval needs a dataset root (--data) or a checkpoint (its data.root)")
+            if checkpoint is not None:
+                data_root = data_root or read_checkpoint_info(checkpoint)[0].data.root
+                out_dir = out_dir or Path(checkpoint).resolve().parents[1] / "predictions"
+            assert data_root is not None
+            return _video_retrieval_only(data_root, split, out_dir, evaluate, retrieval_stream)
+        if checkpoint is None:
+            raise ValueError(f"a checkpoint is needed to decode {', '.join(model_tasks)}")
+        combined = run_inference(
+            checkpoint,
+            split=split,
+            data_root=data_root,
+            out_dir=out_dir,
+            tasks=model_tasks,
+            end_to_end=end_to_end,
+            evaluate=evaluate,
+            device=device,
+            overrides=overrides,
+            progress=progress,
+            caption_metrics=caption_metrics,
+        )
+        root = data_root or read_checkpoint_info(checkpoint)[0].data.root
+        out = Path(combined["files"][0]).parent  # beside the model's predictions
+        vr = _video_retrieval_only(root, split, out, evaluate, retrieval_stream)
+        combined["files"].extend(vr["files"])
+        if "metrics" in vr:
+            combined.setdefault("metrics", {}).update(vr["metrics"])
+        return combined
+    if checkpoint is None:
+        raise ValueError("a checkpoint is needed to decode moments, segments and captions")
     dev = resolve_device(device)
     model, cfg, spec, _ = load_checkpoint(checkpoint, dev)
     bad = [o for o in overrides or [] if not o.startswith("eval.")]
@@ -59,6 +106,8 @@ def run_inference(
     cfg = config_from_dict(apply_overrides(config_to_dict(cfg), overrides or []))
     data_cfg = dataclasses.replace(cfg.data, root=data_root or cfg.data.root)
     store = make_store(data_cfg)
+    if cfg.model.visual_dim == 0:  # a speech-only model never reads frame files, whatever the root holds
+        store.drop_visual()
     spec.check_compatible(store.spec, what="checkpoint", other_what=f"features in {data_cfg.root}")
     run_tasks: list[Task] = list(tasks or cfg.tasks)  # type: ignore[arg-type]
     out = Path(out_dir) if out_dir is not None else Path(checkpoint).resolve().parents[1] / "predictions"
@@ -119,4 +168,24 @@ def run_inference(
                 },
             )
         )
+    return summary
+
+
+def _video_retrieval_only(
+    data_root: str | Path, split: str, out_dir: str | Path | None, evaluate: bool, stream: str
+) -> dict[str, Any]:
+    """Rank ``split``'s videos for its queries (:func:`quag.inference.retrieval.rank_split_videos`), write
+    ``<split>_video_retrieval.json`` and, with ``evaluate``, its R@k."""
+    from quag.config import DataConfig
+    from quag.evaluation.evaluate import evaluate_predictions, flat_metrics
+    from quag.inference.retrieval import rank_split_videos
+
+    store = make_store(DataConfig(root=str(data_root)))
+    videos = A.load_split(data_root, split)
+    preds = rank_split_videos(store, videos, stream)  # type: ignore[arg-type]
+    out = Path(out_dir) if out_dir is not None else Path("predictions")
+    summary: dict[str, Any] = {"files": [str(atomic_write_json(out / f"{split}_{VIDEO_RETRIEVAL}.json", preds))]}
+    if evaluate:
+        report = evaluate_predictions(preds, videos, VIDEO_RETRIEVAL)
+        summary["metrics"] = {k: float(v) for k, v in flat_metrics(report).items() if isinstance(v, (int, float))}
     return summary

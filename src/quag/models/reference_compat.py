@@ -338,6 +338,97 @@ def init_from_clip4caption(
     return report
 
 
+REFERENCE_FORMATS = (
+    "a HiREST Joint or QUAG state dict with the authors' key names (HiREST_BEST.pth / BEST.pth, as "
+    "trainer_base.save() writes it; torch.save or safetensors, optionally under a 'model' or 'state_dict' key, "
+    "'module.' prefixes allowed)"
+)
+"""The checkpoint files :func:`read_reference_state_dict` accepts, in words (for error messages)."""
+
+ARCH_MARKERS: dict[str, str] = {
+    "quag": "align.0.attention.in_proj_weight",
+    "joint": "clip4cap_model.visual.encoder.layer.0.attention.self.query.weight",
+}
+"""A key only that architecture's reference checkpoint holds (QUAG has MSP's ``align``; Joint uses the visual
+encoder of CLIP4Caption, which QUAG builds but skips)."""
+
+_WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "module")
+
+
+class ReferenceFormatError(ValueError):
+    """A file that is not a reference checkpoint; the message names it and the accepted formats."""
+
+
+def _is_tensor_mapping(obj: object) -> bool:
+    return (
+        isinstance(obj, dict)
+        and bool(obj)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
+
+
+def read_reference_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Read an authors' checkpoint file into a flat state dict with the reference key names.
+
+    Unwraps ``{"model": ...}``-style containers, strips a ``module.`` prefix (DistributedDataParallel) and drops the
+    frozen EVA-CLIP keys (``clip_model.*``) if the file has them (the query encoder is not part of a quag model).
+
+    Args:
+        path: the checkpoint file (``torch.save`` pickle, read with ``weights_only=True``, or safetensors).
+
+    Returns:
+        ``(state dict, dropped clip_model.* keys)``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ReferenceFormatError: the file is not a reference checkpoint (one line naming it and the formats accepted).
+    """
+    path = Path(path)
+    if not path.is_file():
+        hint = " (a folder: pass the checkpoint file inside it)" if path.is_dir() else ""
+        raise FileNotFoundError(f"{path} not found{hint}; expected {REFERENCE_FORMATS}")
+    obj: object
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path))
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle, zip and safetensors errors have many types; the message says what to pass
+        raise ReferenceFormatError(
+            f"{path}: not a PyTorch (torch.save) or safetensors file ({type(e).__name__}); expected {REFERENCE_FORMATS}"
+        ) from None
+    for key in _WRAPPER_KEYS:
+        if isinstance(obj, dict) and not _is_tensor_mapping(obj) and _is_tensor_mapping(obj.get(key)):
+            obj = obj[key]
+    if not _is_tensor_mapping(obj):
+        raise ReferenceFormatError(
+            f"{path}: holds {type(obj).__name__}, not a mapping of key names to tensors; expected {REFERENCE_FORMATS}"
+        )
+    state: dict[str, torch.Tensor] = dict(obj)  # type: ignore[call-overload]
+    if all(k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    dropped = [k for k in state if k.startswith("clip_model.")]
+    state = {k: v for k, v in state.items() if not k.startswith("clip_model.")}
+    if "clip4cap_model.decoder.embeddings.word_embeddings.weight" not in state:
+        quag_folder = "heads.step_captioning.word_embeddings.weight" in state
+        what = "a quag state dict (use its checkpoint folder directly)" if quag_folder else "no HiREST/QUAG keys"
+        raise ReferenceFormatError(
+            f"{path}: {what}, e.g. no 'clip4cap_model.decoder.embeddings.word_embeddings.weight'; "
+            f"expected {REFERENCE_FORMATS}"
+        )
+    return state, dropped
+
+
+def detect_reference_arch(state_dict: dict[str, torch.Tensor]) -> str | None:
+    """``quag`` or ``joint`` from the keys of a reference state dict (:data:`ARCH_MARKERS`); None if unclear."""
+    found = [arch for arch, key in ARCH_MARKERS.items() if key in state_dict]
+    if "quag" in found:
+        return "quag"  # QUAG also saves the CLIP4Caption visual encoder it never uses
+    return found[0] if found else None
+
+
 def read_manifest(path: str | Path) -> list[tuple[str, tuple[int, ...], str]]:
     """Parse a state-dict manifest: one ``name<TAB>[d0, d1, ...]<TAB>dtype`` line per key."""
     entries = []

@@ -15,7 +15,8 @@ file cannot be opened at all) and a reason from :data:`quag.pipeline.video.REASO
 videos go on.
 
 Resuming: every file is written atomically (temporary file + rename), so an output that exists is complete; a
-video is skipped when all outputs of the requested stages exist, and only its missing stages run otherwise.
+video is skipped when all outputs of the requested stages exist, and only its missing stages run otherwise. The
+temporary files a killed run leaves behind are removed when the next run starts (this shard's videos only).
 A failed video is retried by the next run; its entry leaves the report once it succeeds.
 
 Sharding: ``shard=(i, N)`` takes videos ``i, i+N, i+2N, ...`` of the sorted list; under ``torchrun`` the shard
@@ -25,6 +26,8 @@ report is rebuilt from the per-video files by every shard when it finishes (the 
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import logging
 import os
@@ -159,7 +162,7 @@ def resolve_spec(out: Path, extractor: FeatureExtractor) -> FeatureSpec:
                 f"or delete {folder} first."
             )
         merged = replace(merged, **new)
-    return replace(merged, fps=wanted.fps, simulated=False)
+    return replace(merged, fps=wanted.fps, simulated=())
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -198,6 +201,30 @@ def write_failures_report(out: str | Path) -> Path:
         "failures": records,
     }
     return atomic_write_json(out / FAILURES_FILE, report)
+
+
+def remove_stale_temporaries(out: Path, layout: FeatureLayout, videos: list[str]) -> int:
+    """Remove the temporary files (``.<name>.<random>.tmp``) a killed run left beside the outputs of ``videos``.
+
+    Only this shard's videos are looked at: another shard writing into the same root at the same time keeps its
+    own temporary files. Returns how many were removed.
+    """
+    removed = 0
+    for video in videos:
+        targets = (
+            layout.visual_path(video),
+            layout.srt_path(video),
+            layout.transcript_feat_path(video),
+            _failure_path(out, video),
+        )
+        for target in targets:
+            if not target.parent.is_dir():
+                continue
+            for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                    removed += 1
+    return removed
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -293,6 +320,9 @@ def extract_corpus(
     spec = resolve_spec(out, extractor)
     spec.save(out)
     layout = FeatureLayout(out, spec)
+    stale = remove_stale_temporaries(out, layout, [video_key(p) for p in mine])
+    if stale:
+        logger.info("removed %d temporary file(s) left by an interrupted run", stale)
     report = ExtractionReport(out=out, shard=(index, count), spec=spec, n_videos=len(mine))
     logger.info(
         "extracting %d of %d video(s) (shard %d/%d), stages %s",

@@ -202,7 +202,7 @@ class FeatureExtractor:
             transcript_encoder=MINILM_NAME,
             transcript_dim=MINILM_DIM,
             transcript_feat_dir=f"ASR_feats_{MINILM_NAME}",
-            simulated=False,
+            simulated=(),
         )
 
     # -- encoders (lazy) ----------------------------------------------------------------------------------
