@@ -32,4 +32,5 @@ if __name__ == "__main__":
         code = main(sys.argv[1:])
     finally:
         stop.set()
+        thread.join()  # a daemon thread inside a torch op at interpreter exit aborts the process
     sys.exit(code)
