@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from quag.config import ExperimentConfig
+
 REPO = Path(__file__).resolve().parents[1]
 HIREST = REPO / "data" / "hirest"
 
@@ -43,16 +45,28 @@ def tiny_speech_checkpoint(tmp_path: Path, steps: int = 2) -> Path:
     """
     import shutil
 
-    from quag.config import DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
     from quag.data.sim import SimConfig, build_sim
     from quag.training.recipe import train
 
     root = tmp_path / "hirest-sim"
     build_sim(HIREST, root, SimConfig(seed=0, train_videos=4, val_videos=2), encode=hash_encode, progress=False)
     shutil.rmtree(root / "eva_clip_features")
-    cfg = ExperimentConfig(
-        name="tiny_speech",
-        output_dir=str(tmp_path / "runs"),
+    cfg = tiny_speech_experiment(root, tmp_path / "runs", "tiny_speech", steps)
+    result = train(cfg, device="cpu", progress=False)
+    return result.run_dir / "checkpoints" / "last"
+
+
+def tiny_speech_experiment(root: Path, output_dir: Path, name: str, steps: int = 2) -> ExperimentConfig:
+    """A tiny speech-only QUAG (``model.visual_dim=0``, width 32) trained for ``steps`` steps on ``root``.
+
+    Step captioning is left out of training only to keep validation free of the Java caption scorers; the caption
+    decoder is still built and captions every predicted step.
+    """
+    from quag.config import DataConfig, EvalConfig, ModelConfig, TrainConfig
+
+    return ExperimentConfig(
+        name=name,
+        output_dir=str(output_dir),
         model=ModelConfig(
             hidden_dim=32,
             num_heads=2,
@@ -64,8 +78,6 @@ def tiny_speech_checkpoint(tmp_path: Path, steps: int = 2) -> Path:
             query_dim=384,
         ),
         data=DataConfig(root=str(root)),
-        # step captioning is left out of training only to keep validation free of the Java caption scorers; the
-        # caption decoder is still built and captions every predicted step
         train=TrainConfig(
             tasks=["moment_retrieval", "moment_segmentation"],
             epochs=1,
@@ -76,5 +88,3 @@ def tiny_speech_checkpoint(tmp_path: Path, steps: int = 2) -> Path:
         ),
         eval=EvalConfig(batch_size=4, num_beams=1, max_caption_tokens=6, segmentation_rounds=4, segmentation_min_gap=2),
     )
-    result = train(cfg, device="cpu", progress=False)
-    return result.run_dir / "checkpoints" / "last"

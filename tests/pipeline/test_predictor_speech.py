@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from quag.cli import main
-from quag.config import DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
+from quag.config import ModelConfig
 from quag.data.features import FeatureSpec
 from quag.models import build_model
 from quag.models.encoders import InputEmbedding
+from tests.helpers import tiny_speech_experiment
 from tests.pipeline.helpers import load_speech, make_video
 
 
@@ -43,31 +44,7 @@ def speech_checkpoint(sim_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     for frames in (root / "eva_clip_features").iterdir():
         frames.write_bytes(b"not a tensor")  # reading or checking any of them would fail
     assert FeatureSpec.load(root).simulated == ("visual",)
-    cfg = ExperimentConfig(
-        name="speech",
-        output_dir=str(work / "runs"),
-        model=ModelConfig(
-            hidden_dim=32,
-            num_heads=2,
-            ffn_dim=64,
-            num_encoder_layers=1,
-            decoder_layers=1,
-            dropout=0.0,
-            visual_dim=0,
-            query_dim=384,
-        ),
-        data=DataConfig(root=str(root)),
-        # step captioning is left out of training only to keep validation free of the Java caption scorers
-        train=TrainConfig(
-            tasks=["moment_retrieval", "moment_segmentation"],
-            epochs=1,
-            batch_size=2,
-            max_steps=2,
-            lr=1e-3,
-            warmup_ratio=0.0,
-        ),
-        eval=EvalConfig(batch_size=4, num_beams=1, max_caption_tokens=6, segmentation_rounds=4, segmentation_min_gap=2),
-    )
+    cfg = tiny_speech_experiment(root, work / "runs", "speech")
     result = train(cfg, device="cpu", progress=False)
     assert result.steps == 2 and all(np.isfinite(x["loss"]) for x in result.losses)
     return result.run_dir / "checkpoints" / "last"

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quag.config import DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
 from quag.pipeline.predictor import Predictor
 from quag.serve.service import VideoService
+from tests.helpers import tiny_speech_experiment
 from tests.pipeline.helpers import load_speech, make_video
 
 
@@ -24,31 +24,7 @@ def speech_checkpoint(sim_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     work = tmp_path_factory.mktemp("serve-model")
     root = work / "hirest-sim"
     shutil.copytree(sim_root, root, ignore=shutil.ignore_patterns("eva_clip_features"))  # never read at visual_dim 0
-    cfg = ExperimentConfig(
-        name="serve-speech",
-        output_dir=str(work / "runs"),
-        model=ModelConfig(
-            hidden_dim=32,
-            num_heads=2,
-            ffn_dim=64,
-            num_encoder_layers=1,
-            decoder_layers=1,
-            dropout=0.0,
-            visual_dim=0,
-            query_dim=384,
-        ),
-        data=DataConfig(root=str(root)),
-        # two steps on the two fast tasks keep validation short; the (untrained) caption decoder still captions
-        train=TrainConfig(
-            tasks=["moment_retrieval", "moment_segmentation"],
-            epochs=1,
-            batch_size=2,
-            max_steps=2,
-            lr=1e-3,
-            warmup_ratio=0.0,
-        ),
-        eval=EvalConfig(batch_size=4, num_beams=1, max_caption_tokens=6, segmentation_rounds=4, segmentation_min_gap=2),
-    )
+    cfg = tiny_speech_experiment(root, work / "runs", "serve-speech")
     result = train(cfg, device="cpu", progress=False)
     assert result.steps == 2
     return result.run_dir / "checkpoints" / "last"
