@@ -4,7 +4,9 @@ The paper's supplementary fixes hidden 256, 2 attention layers, 8 heads, batch 4
 lambda = 0.3; everything else follows QD-DETR's TVSum recipe (``qd_detr/scripts/tvsum/train_tvsum_audio.sh``
 and ``qd_detr/config.py``), which uses the same batch and learning rate: weight decay 1e-4, gradient clipping
 0.1, input dropout 0.5, dropout 0.1, FFN 1024, evaluation every 5 epochs. Where we depart from it (the number
-of epochs, to fit the CPU budget, and the negative-pair loss, off) the field says why.
+of epochs, to fit the CPU budget, and the negative-pair loss, off) the field says why. The model switches
+(``query_input``, ``position``, ``use_audio``, ``dropout_scheme``, ``saliency_head``) each turn one known difference
+from QD-DETR's TVSum model on; docs/tvsum.md describes them.
 
 YAML only sets values; unknown keys raise (:func:`quag.config.dataclass_from_dict`), ``section.key=value``
 overrides apply after the YAML, and the resolved config is written next to every run.
@@ -25,6 +27,27 @@ from quag.config import check_positive, dataclass_from_dict, read_yaml_sections
 
 TVSUM_CATEGORIES: tuple[str, ...] = ("VT", "VU", "GA", "MS", "PK", "PR", "FM", "BK", "BT", "DS")
 """The 10 TVSum categories in the column order of the paper's Table 5."""
+
+
+SWITCH_CHOICES: dict[str, tuple[str, ...]] = {
+    "query_input": ("pooled", "tokens"),
+    "position": ("time_mlp", "qd_detr"),
+    "dropout_scheme": ("quag", "qd_detr"),
+    "saliency_head": ("linear", "global_token"),
+}
+"""Allowed values of the string switches of :class:`TVSumModelConfig` (YAML values are not type-checked)."""
+
+NEUTRAL_DEFAULTS: dict[str, dict[str, object]] = {
+    "model": {
+        "query_input": "pooled",
+        "position": "time_mlp",
+        "use_audio": True,
+        "dropout_scheme": "quag",
+        "saliency_head": "linear",
+    },
+}
+"""Fields added after the first reported runs: left out of :meth:`TVSumConfig.training_fingerprint` while they
+hold these values (the behaviour before they existed), so finished results stay reusable."""
 
 
 @dataclass
@@ -56,6 +79,25 @@ class TVSumModelConfig:
     use_qc2: bool = True
     """QC2 (Eq. 5-8); False gates by the query element-wise (the paper's "w/o QC2")."""
 
+    # Switches towards QD-DETR's TVSum model (docs/tvsum.md, "Switches"); each default is our reported setting.
+    query_input: Literal["pooled", "tokens"] = "pooled"
+    """``pooled``: CLIP's pooled title vector R_t. ``tokens``: the title's CLIP token features (L x 512), projected;
+    every clip cross-attends to them (QD-DETR's T2V layer) before QC2, which gets their masked mean as R_t."""
+    position: Literal["time_mlp", "qd_detr"] = "time_mlp"
+    """``time_mlp``: QUAG's time MLP added after QC2. ``qd_detr``: 2 time features (clip start and end / N)
+    appended to the visual input, and DETR sine encodings added to queries and keys of the encoder layers (and of
+    the title cross-attention)."""
+    use_audio: bool = True
+    """PANN audio as the second stream; False reads no audio at all (needs ``use_msp=false``: MSP pairs two
+    streams), as QD-DETR's video-only run."""
+    dropout_scheme: Literal["quag", "qd_detr"] = "quag"
+    """``quag``: ``input_dropout`` once on the raw visual and audio features, ``attention_dropout`` on attention.
+    ``qd_detr``: every stream, title included, goes through QD-DETR's two-layer input projection (LayerNorm,
+    dropout ``input_dropout``, Linear, twice), and attention probabilities get ``dropout`` (QD-DETR: 0.1)."""
+    saliency_head: Literal["linear", "global_token"] = "linear"
+    """``linear``: ``Linear(H -> 1)`` per clip. ``global_token``: a learned token joins the encoder and each
+    clip's score is ``<W1 x_t, W2 g> / sqrt(H)`` (QD-DETR's saliency token)."""
+
     def __post_init__(self) -> None:
         check_positive(self, "visual_dim", "audio_dim", "query_dim", "hidden_dim", "num_heads", section="model")
         check_positive(self, "num_encoder_layers", "ffn_dim", section="model")
@@ -64,6 +106,13 @@ class TVSumModelConfig:
         for name in ("dropout", "attention_dropout", "input_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"model.{name} must be in [0, 1), got {getattr(self, name)!r}")
+        for name, choices in SWITCH_CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"model.{name} must be one of {list(choices)}, got {getattr(self, name)!r}")
+        if not self.use_audio and self.use_msp:
+            raise ValueError(
+                "model.use_audio=false needs model.use_msp=false (MSP aligns the visual and audio streams)"
+            )
 
 
 @dataclass
@@ -161,14 +210,24 @@ class TVSumConfig:
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name
 
-    def training_fingerprint(self) -> str:
+    def training_fingerprint(self, exclude: tuple[str, ...] = ()) -> str:
         """Hash of everything that changes a category's result (model, training, normalisation), not of paths,
-        seeds or the category list: a rerun reuses a finished (seed, category) only if this matches."""
+        seeds or the category list: a rerun reuses a finished (seed, category) only if this matches.
+
+        Args:
+            exclude: ``train`` fields to leave out as well, e.g. ``("epochs",)`` to compare the setting of a
+                leave-one-out run with that of a longer test run (with a constant learning rate the first N
+                epochs do not depend on the total).
+        """
+        skip = ("seeds", "workers", "num_threads", *exclude)
+        model = {
+            k: v
+            for k, v in dataclasses.asdict(self.model).items()
+            if k not in NEUTRAL_DEFAULTS["model"] or v != NEUTRAL_DEFAULTS["model"][k]
+        }
         payload = {
-            "model": dataclasses.asdict(self.model),
-            "train": {
-                k: v for k, v in dataclasses.asdict(self.train).items() if k not in ("seeds", "workers", "num_threads")
-            },
+            "model": model,
+            "train": {k: v for k, v in dataclasses.asdict(self.train).items() if k not in skip},
             "normalize_features": self.data.normalize_features,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

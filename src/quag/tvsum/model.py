@@ -4,9 +4,10 @@ Top to bottom (paper Figure 2 with the HiREST heads replaced by a saliency head;
 Details": H = 256, 2 attention layers, 8 heads). Steps 1-3 are QUAG's trunk with its ablation switches, the same
 code as on HiREST (:mod:`quag.models.fusion`):
 
-1. input embedding (:class:`~quag.models.encoders.InputEmbedding`): visual ``Linear(2048 -> H)`` + LayerNorm,
-   PANN audio (the paper's R_a) ``LayerNorm + Linear(2048 -> H)``, title ``Linear(512 -> H)`` L2-normalised;
-   dropout on the raw inputs first (QD-DETR's ``input_dropout``, our regulariser for 4 training videos);
+1. input embedding (the layers of :class:`~quag.models.encoders.InputEmbedding`, one stream at a time): visual
+   ``Linear(2048 -> H)`` + LayerNorm, PANN audio (the paper's R_a) ``LayerNorm + Linear(2048 -> H)``, title
+   ``Linear(512 -> H)`` L2-normalised; dropout on the raw inputs first (QD-DETR's ``input_dropout``, our
+   regulariser for 4 training videos);
 2. MSP (Eq. 1-4): InfoNCE between the pooled V and A of the batch's videos, bidirectional cross-attention,
    ``Linear(2H -> H)`` fusion ("w/o MSP": V + A). It does not see the query, so a negative-query pass reuses
    its output;
@@ -17,21 +18,43 @@ code as on HiREST (:mod:`quag.models.fusion`):
    meaning here, the whole video being the region of interest) and two post-LN encoder layers;
 5. saliency head ``Linear(H -> 1)``: one logit per 2-s clip (QUAG's heads are single linear maps, Eq. 9-10).
 
+Switches towards QD-DETR's TVSum model (:class:`~quag.tvsum.config.TVSumModelConfig`, docs/tvsum.md; the blocks
+are in :mod:`quag.tvsum.layers`), each replacing one step:
+
+- ``dropout_scheme=qd_detr`` (step 1): every stream, title included, through QD-DETR's two-layer projection with
+  dropout before each Linear; attention-probability dropout ``dropout`` wherever this module builds attention;
+- ``use_audio=false`` (steps 1-2): no audio stream, no MSP; V goes straight to QC2;
+- ``query_input=tokens`` (before step 3): the clips cross-attend to the projected title tokens (QD-DETR's T2V
+  layer), and QC2 gets the tokens' masked mean as R_t;
+- ``position=qd_detr`` (steps 1 and 4): 2 time features appended to the visual input, sine encodings on queries
+  and keys of the title cross-attention and the encoder layers, no time MLP;
+- ``saliency_head=global_token`` (step 5): a learned token joins the encoder; clip scores are
+  ``<W1 x_t, W2 g> / sqrt(H)``.
+
 Shape letters as in :mod:`quag.models`: B batch, T clips, H = ``hidden_dim`` (the width of the temporal encoder
-and the head; QUAG fuses at H too), N titles, Dv, Da, Dq input widths. Masks are bool, True = a real clip.
+and the head; QUAG fuses at H too), L title tokens, Dv, Da, Dq input widths. Masks are bool, True = real.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from quag.models.encoders import InputEmbedding
 from quag.models.fusion import MSP, QC2, fuse_audio_visual, fuse_query
-from quag.models.layers import Dropout, PostLNTransformerLayer, relative_time
+from quag.models.layers import Dropout, PostLNTransformerLayer, masked_mean, relative_time
 from quag.tvsum.config import TVSumModelConfig
+from quag.tvsum.layers import (
+    PositionalAttentionLayer,
+    qd_detr_projection,
+    quag_audio_embedding,
+    quag_visual_embedding,
+    sine_position_encoding,
+    time_edge_features,
+)
 
 
 @dataclass
@@ -56,8 +79,11 @@ class TVSumQuag(nn.Module):
         config: Architecture.
 
     Shapes:
-        - visual: (B, T, Dv); audio: (B, T, Da); query: (B, Dq); video_mask: (B, T) bool.
-        - negative_query: optional (B, Dq), a mismatched title per video.
+        - visual: (B, T, Dv); audio: (B, T, Da), or None with ``use_audio=false`` (never read then);
+          video_mask: (B, T) bool.
+        - query: (B, Dq) pooled title, or with ``query_input=tokens`` (B, L, Dq) title tokens and
+          query_mask (B, L) bool.
+        - negative_query (and negative_query_mask): optional, a mismatched title per video, shaped as query.
         - output: :class:`SaliencyOutput` with (B, T) scores.
     """
 
@@ -65,41 +91,114 @@ class TVSumQuag(nn.Module):
         super().__init__()
         self.config = config
         h, heads, dropout = config.hidden_dim, config.num_heads, config.dropout
-        self.input_dropout = Dropout(config.input_dropout)
-        self.embed = InputEmbedding(config.visual_dim, config.audio_dim, config.query_dim, h)
-        # Ablated modules are None: fuse_audio_visual and fuse_query then run the paper's ablations.
-        self.msp = MSP(h, heads, dropout, attn_dropout=config.attention_dropout) if config.use_msp else None
+        qd_dropout = config.dropout_scheme == "qd_detr"
+        attn_dropout = dropout if qd_dropout else config.attention_dropout
+        visual_in = config.visual_dim + (2 if config.position == "qd_detr" else 0)  # + QD-DETR's time features
+        # Step 1 (built in InputEmbedding's order, so the default model's initialisation is unchanged)
+        self.input_dropout = Dropout(0.0 if qd_dropout else config.input_dropout)
+        if qd_dropout:
+            self.visual_embed = qd_detr_projection(visual_in, h, config.input_dropout)
+        else:
+            self.visual_embed = quag_visual_embedding(visual_in, h)
+        self.audio_embed: nn.Module | None = None
+        if config.use_audio:
+            self.audio_embed = (
+                qd_detr_projection(config.audio_dim, h, config.input_dropout)
+                if qd_dropout
+                else quag_audio_embedding(config.audio_dim, h)
+            )
+        self.title_embed = qd_detr_projection(config.query_dim, h, config.input_dropout) if qd_dropout else None
+        self.title_proj = None if qd_dropout else nn.Linear(config.query_dim, h)
+        # Steps 2-3; ablated modules are None: fuse_audio_visual and fuse_query then run the paper's ablations.
+        self.msp = MSP(h, heads, dropout, attn_dropout=attn_dropout) if config.use_msp else None
         self.qc2 = QC2(h, heads, dropout) if config.use_qc2 else None
-        self.time_embed = nn.Sequential(nn.Linear(1, h), nn.Tanh(), nn.Linear(h, h))
+        # Step 4
+        self.time_embed = (
+            nn.Sequential(nn.Linear(1, h), nn.Tanh(), nn.Linear(h, h)) if config.position == "time_mlp" else None
+        )
         self.encoder = nn.ModuleList(
-            PostLNTransformerLayer(h, heads, config.ffn_dim, dropout, attn_dropout=config.attention_dropout)
+            PostLNTransformerLayer(h, heads, config.ffn_dim, dropout, attn_dropout=attn_dropout)
+            if config.position == "time_mlp"
+            else PositionalAttentionLayer(h, heads, config.ffn_dim, dropout, attn_dropout)
             for _ in range(config.num_encoder_layers)
         )
-        self.saliency_head = nn.Linear(h, 1)
+        # Step 5
+        self.saliency_head = nn.Linear(h, 1) if config.saliency_head == "linear" else None
+        # Switch-only modules, built last so they never shift the default model's initialisation
+        self.title_cross_attn = (
+            PositionalAttentionLayer(h, heads, config.ffn_dim, dropout, attn_dropout)
+            if config.query_input == "tokens"
+            else None
+        )
+        self.global_token: nn.Parameter | None = None
+        self.global_pos: nn.Parameter | None = None
+        if config.saliency_head == "global_token":
+            self.global_token = nn.Parameter(torch.randn(h))  # QD-DETR's global_rep_token
+            self.global_pos = nn.Parameter(torch.randn(h)) if config.position == "qd_detr" else None
+            self.clip_proj, self.global_proj = nn.Linear(h, h), nn.Linear(h, h)  # its saliency_proj1 / 2
 
     def forward(
         self,
         visual: torch.Tensor,
-        audio: torch.Tensor,
+        audio: torch.Tensor | None,
         query: torch.Tensor,
         video_mask: torch.Tensor,
         negative_query: torch.Tensor | None = None,
+        query_mask: torch.Tensor | None = None,
+        negative_query_mask: torch.Tensor | None = None,
     ) -> SaliencyOutput:
         b = query.shape[0]
-        queries = query if negative_query is None else torch.cat([query, negative_query])  # (B or 2B, Dq)
-        # Input embedding of the dropped-out raw features (the projection is per title: both titles at once)
-        v, a, q = self.embed(self.input_dropout(visual), self.input_dropout(audio), queries)  # (B,T,H) x2, (N,H)
-        # MSP (Eq. 1-4): query-independent audio-visual features and L_msp
-        av, msp_loss = fuse_audio_visual(self.msp, v, a, video_mask)  # (B, T, H)
-        scores = self.score(av, q[:b], video_mask)  # (B, T)
-        # The negative pass shares the embedding and MSP output: only QC2, the encoder and the head rerun.
-        negative_scores = None if negative_query is None else self.score(av, q[b:], video_mask)  # (B, T)
+        pos = None  # (B, T, H) sine encodings with position=qd_detr
+        if self.config.position == "qd_detr":
+            visual = torch.cat([visual, time_edge_features(video_mask).to(visual.dtype)], dim=-1)  # (B, T, Dv+2)
+            pos = sine_position_encoding(video_mask, self.config.hidden_dim).to(visual.dtype)
+        # 1. Input embedding of the dropped-out raw features (visual first, then audio: the dropout draw order)
+        v = self.visual_embed(self.input_dropout(visual))  # (B, T, H)
+        a = None if self.audio_embed is None else self.audio_embed(self.input_dropout(audio))  # (B, T, H)
+        # Both titles are embedded at once (the negative pass shares the projection)
+        titles = query if negative_query is None else torch.cat([query, negative_query])  # (B or 2B, [L,] Dq)
+        q = self.embed_title(titles)  # (B or 2B, [L,] H)
+        # 2. MSP (Eq. 1-4): query-independent audio-visual features and L_msp (video only without audio)
+        av, msp_loss = (v, None) if a is None else fuse_audio_visual(self.msp, v, a, video_mask)  # (B, T, H)
+        scores = self.score(av, q[:b], query_mask, video_mask, pos)  # (B, T)
+        # The negative pass shares the embedding and MSP output: only steps 3-5 rerun.
+        negative_scores = None
+        if negative_query is not None:
+            negative_scores = self.score(av, q[b:], negative_query_mask, video_mask, pos)  # (B, T)
         return SaliencyOutput(scores=scores, msp_loss=msp_loss, negative_scores=negative_scores)
 
-    def score(self, av: torch.Tensor, q: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
-        """QC2, time embedding, encoder and head: (B, T, H) features and an embedded title (B, H) -> logits (B, T)."""
-        x = fuse_query(self.qc2, av, q, video_mask)  # (B, T, H), QC2 (Eq. 5-8)
-        x = x + self.time_embed(relative_time(video_mask).to(x.dtype))  # (B, T, H)
+    def embed_title(self, titles: torch.Tensor) -> torch.Tensor:
+        """Pooled (N, Dq) or token (N, L, Dq) title features -> (N, [L,] H); unit-norm in the QUAG scheme."""
+        if self.title_embed is not None:  # dropout_scheme=qd_detr
+            return self.title_embed(titles)
+        assert self.title_proj is not None
+        return F.normalize(self.title_proj(titles), dim=-1)
+
+    def score(
+        self,
+        av: torch.Tensor,
+        title: torch.Tensor,
+        title_mask: torch.Tensor | None,
+        video_mask: torch.Tensor,
+        pos: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Steps 3-5 for one title per video: (B, T, H) features, (B, H) or (B, L, H) title -> logits (B, T)."""
+        x, r_t = av, title
+        if self.title_cross_attn is not None:  # query_input=tokens: QD-DETR's T2V layer, then R_t = token mean
+            x = self.title_cross_attn(x, video_mask, pos=pos, context=title, context_mask=title_mask)  # (B, T, H)
+            r_t = masked_mean(title, title_mask)  # (B, H)
+        x = fuse_query(self.qc2, x, r_t, video_mask)  # (B, T, H), QC2 (Eq. 5-8)
+        if self.time_embed is not None:
+            x = x + self.time_embed(relative_time(video_mask).to(x.dtype))  # (B, T, H)
+        mask = video_mask
+        if self.global_token is not None:  # the saliency token goes first (QD-DETR's global_rep_token)
+            g = self.global_token.expand(x.shape[0], 1, -1)  # (B, 1, H)
+            x, mask = torch.cat([g, x], 1), torch.cat([mask.new_ones(mask.shape[0], 1), mask], 1)  # (B, 1+T, ...)
+            if pos is not None and self.global_pos is not None:
+                pos = torch.cat([self.global_pos.expand(x.shape[0], 1, -1), pos], 1)  # (B, 1+T, H)
         for layer in self.encoder:
-            x = layer(x, video_mask)  # (B, T, H)
-        return self.saliency_head(x).squeeze(-1)  # (B, T)
+            x = layer(x, mask) if pos is None else layer(x, mask, pos=pos)  # (B, [1+]T, H)
+        if self.saliency_head is not None:
+            return self.saliency_head(x).squeeze(-1)  # (B, T)
+        g, x = x[:, 0], x[:, 1:]  # (B, H), (B, T, H)
+        return (self.clip_proj(x) * self.global_proj(g)[:, None, :]).sum(-1) / math.sqrt(x.shape[-1])  # (B, T)

@@ -35,10 +35,10 @@ import torch
 from quag.io import atomic_write_json, atomic_write_text
 from quag.training.optim import build_optimizer, build_scheduler
 from quag.tvsum.config import TVSumConfig, dump_tvsum_config
-from quag.tvsum.data import TVSUM_SPLITS, TVSumVideo, collate_videos, load_tvsum, resolve_tvsum_dir
+from quag.tvsum.data import TVSUM_SPLITS, TVSumBatch, TVSumVideo, collate_videos, load_tvsum, resolve_tvsum_dir
 from quag.tvsum.losses import SaliencyLossWeights, saliency_loss
 from quag.tvsum.metrics import top5_map
-from quag.tvsum.model import TVSumQuag
+from quag.tvsum.model import SaliencyOutput, TVSumQuag
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +63,11 @@ class CategoryResult:
     final_losses: dict[str, float] = field(default_factory=dict)
     predictions_fixed: dict[str, list[float]] = field(default_factory=dict)
     predictions_protocol: dict[str, list[float]] = field(default_factory=dict)
+    eval_predictions: list[dict[str, list[float]]] = field(default_factory=list)
+    """Predictions at every evaluation, aligned with ``curve``; only when asked for (not in ``to_dict``)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "eval_predictions"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CategoryResult:
@@ -92,18 +94,37 @@ def loss_weights(cfg: TVSumConfig) -> SaliencyLossWeights:
     )
 
 
+def forward_batch(model: TVSumQuag, batch: TVSumBatch, negatives: bool = False) -> SaliencyOutput:
+    """Run ``model`` on ``batch`` with the title input its config asks for (pooled vector or tokens); audio is
+    passed only to a model that uses it. ``negatives``: also score each video under the title of the previous
+    one in the batch (QD-DETR's negative pair; needs two distinct videos)."""
+    tokens = model.config.query_input == "tokens"
+    if tokens and batch.query_tokens is None:
+        raise ValueError("model.query_input=tokens needs the title token features ('token' in query_features/)")
+    query = batch.query_tokens if tokens and batch.query_tokens is not None else batch.query_embedding
+    query_mask = batch.query_token_mask if tokens else None
+    audio = batch.audio if model.config.use_audio else None
+    negative = query.roll(1, dims=0) if negatives else None  # (B, [L,] Dq)
+    negative_mask = None if query_mask is None or not negatives else query_mask.roll(1, dims=0)
+    return model(batch.visual, audio, query, batch.video_mask, negative, query_mask, negative_mask)
+
+
 @torch.no_grad()
-def predict_saliency(model: TVSumQuag, videos: Sequence[TVSumVideo]) -> dict[str, list[float]]:
-    """Saliency logits per clip, ``{video_id: [score per 2-s clip]}``, one video at a time (no padding)."""
+def predict_batches(model: TVSumQuag, batches: Sequence[TVSumBatch]) -> dict[str, list[float]]:
+    """Saliency logits per clip, ``{video_id: [score per 2-s clip]}``, of single-video batches (no padding)."""
     was_training = model.training
     model.eval()
     out: dict[str, list[float]] = {}
-    for v in videos:
-        batch = collate_videos([v])
-        scores = model(batch.visual, batch.audio, batch.query_embedding, batch.video_mask).scores[0]  # (T,)
-        out[v.video_id] = [float(x) for x in scores.tolist()]
+    for batch in batches:
+        scores = forward_batch(model, batch).scores[0]  # (T,)
+        out[batch.video_ids[0]] = [float(x) for x in scores.tolist()]
     model.train(was_training)
     return out
+
+
+def predict_saliency(model: TVSumQuag, videos: Sequence[TVSumVideo]) -> dict[str, list[float]]:
+    """Saliency logits per clip, ``{video_id: [score per 2-s clip]}``, one video at a time (no padding)."""
+    return predict_batches(model, [collate_videos([v]) for v in videos])
 
 
 def evaluate_map(predictions: dict[str, list[float]], videos: Sequence[TVSumVideo]) -> float:
@@ -121,8 +142,12 @@ def train_category(
     seed: int,
     category: str = "",
     progress: ProgressCallback | None = None,
+    keep_eval_predictions: bool = False,
 ) -> CategoryResult:
     """Train a fresh model on ``train_videos`` and score ``test_videos`` every ``eval_every`` epochs and at the end.
+
+    Batches are built once: the test videos, and the training videos when one batch holds them all (an epoch
+    then only reorders the padded batch, the same tensors as collating in that order).
 
     Args:
         cfg: Experiment config (model and train sections are used).
@@ -131,6 +156,7 @@ def train_category(
         seed: Seeds initialisation, video order and dropout.
         category: Label stored in the result.
         progress: Optional per-epoch callback.
+        keep_eval_predictions: Keep the predictions of every evaluation (``eval_predictions``).
 
     Returns:
         The :class:`CategoryResult` (mAPs in percent).
@@ -146,18 +172,24 @@ def train_category(
         scheduler = build_scheduler(optimizer, t.epochs * steps_per_epoch, t.warmup_ratio)
     weights = loss_weights(cfg)
     generator = np.random.default_rng(seed)
+    whole = collate_videos(train_videos) if t.batch_size >= len(train_videos) else None
+    test_batches = [collate_videos([v]) for v in test_videos]
     curve: list[list[float]] = []
+    eval_predictions: list[dict[str, list[float]]] = []
     best_map, best_epoch, best_pred = -1.0, 0, {}
+    pred: dict[str, list[float]] = {}
     last_terms: dict[str, float] = {}
     model.train()
     for epoch in range(1, t.epochs + 1):
         order = generator.permutation(len(train_videos))
         for i in range(0, len(order), t.batch_size):
-            batch = collate_videos([train_videos[j] for j in order[i : i + t.batch_size]])
-            # QD-DETR's negative pair: each video under the next video's title (needs two distinct videos).
-            use_negative = weights.negative_query > 0 and batch.query_embedding.shape[0] > 1
-            negative = batch.query_embedding.roll(1, dims=0) if use_negative else None  # (B, Dq)
-            out = model(batch.visual, batch.audio, batch.query_embedding, batch.video_mask, negative_query=negative)
+            if whole is not None:
+                batch = whole.select(order)
+            else:
+                batch = collate_videos([train_videos[j] for j in order[i : i + t.batch_size]])
+            # QD-DETR's negative pair: each video under another video's title (needs two distinct videos).
+            use_negative = weights.negative_query > 0 and len(batch.video_ids) > 1
+            out = forward_batch(model, batch, negatives=use_negative)
             terms = saliency_loss(
                 out.scores, batch.saliency, batch.video_mask, weights, out.msp_loss, out.negative_scores
             )
@@ -171,14 +203,16 @@ def train_category(
             last_terms = {k: float(v.detach()) for k, v in terms.items()}
         latest = float("nan")
         if epoch % t.eval_every == 0 or epoch == t.epochs:
-            pred = predict_saliency(model, test_videos)
+            pred = predict_batches(model, test_batches)
             latest = evaluate_map(pred, test_videos)
             curve.append([epoch, latest])
+            if keep_eval_predictions:
+                eval_predictions.append(pred)
             if latest > best_map:  # strictly better: the earliest best evaluation is kept
                 best_map, best_epoch, best_pred = latest, epoch, pred
         if progress is not None:
             progress(epoch, {"loss": last_terms.get("total", float("nan")), "map": latest})
-    final_pred = predict_saliency(model, test_videos)
+    final_pred = pred  # the last epoch is always evaluated, and evaluation leaves the model unchanged
     return CategoryResult(
         category=category,
         seed=seed,
@@ -192,6 +226,7 @@ def train_category(
         final_losses=last_terms,
         predictions_fixed=final_pred,
         predictions_protocol=best_pred,
+        eval_predictions=eval_predictions,
     )
 
 
@@ -405,7 +440,9 @@ def run_tvsum(cfg: TVSumConfig, progress: bool = True) -> TVSumRun:
     from quag.tvsum.table import annotator_mean_reference, write_summary
 
     root = resolve_tvsum_dir(cfg.data.root)
-    videos = load_tvsum(root, cfg.data.categories, normalize=cfg.data.normalize_features)
+    videos = load_tvsum(
+        root, cfg.data.categories, normalize=cfg.data.normalize_features, load_audio=cfg.model.use_audio
+    )
     logger.info("TVSum: %d videos from %s", len(videos), root)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cfg.run_dir / "config.yaml", dump_tvsum_config(cfg))

@@ -1,0 +1,138 @@
+"""Screen the QD-DETR switches of the TVSum model through the protocol's resumable jobs.
+
+    python benchmarks/tvsum_screen.py --name switches --label-free-epoch 45 --write-docs
+    python benchmarks/tvsum_screen.py --name switches --variants base tokens \
+        --combine tokens+position --label-free-cv-dir runs/tvsum/cv --label-free-epoch 45
+
+Every variant is the base config (``--config`` and the plain overrides) plus its own overrides (``VARIANTS``,
+and each ``--combine a+b`` unites theirs), run by ``benchmarks/tvsum_protocol.py``'s machinery at ``--epochs``
+(default 400) for ``--seeds`` (default 0 1) into ``<out-dir>/<variant>/`` (default out-dir
+``runs/tvsum/screen/<name>``): finished jobs are skipped, so an interrupted screen resumes.
+
+Label-free epoch per variant: ``<label-free-cv-dir>/screen_<variant>.json`` when that CV file exists (print the
+commands that make them with ``--print-cv-commands``), else ``--label-free-epoch``; the table names the rule
+used. The default setting is chosen by the label-free number, never by the protocol maximum (which selects on
+the test videos).
+
+Writes ``<out-dir>/screen.json`` and ``screen.md`` (per variant: protocol, label-free and fixed averages, mean ±
+std over seeds, parameters, wall time per seed); ``--write-docs`` regenerates the marked screen section of
+docs/tvsum.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from tvsum_protocol import DOCS, add_protocol_arguments, build_config
+
+from quag.io import atomic_write_json, atomic_write_text
+from quag.tvsum.protocol import LabelFreeRule, label_free_from_cv, replace_marked_section, run_protocol
+
+VARIANTS: dict[str, list[str]] = {
+    "base": [],
+    "negative_titles": ["train.negative_query_weight=1"],  # (a)
+    "position": ["model.position=qd_detr"],  # (b)
+    "tokens": ["model.query_input=tokens"],  # (c)
+    "no_audio": ["model.use_audio=false", "model.use_msp=false"],  # (d); MSP needs the audio stream
+    "dropout": ["model.dropout_scheme=qd_detr"],  # (e)
+    "global_token": ["model.saliency_head=global_token"],  # (f)
+    "no_msp": ["model.use_msp=false"],  # (g) no MSP and no L_msp, audio kept (V + A)
+}
+"""The base setting and one QD-DETR difference each (docs/tvsum.md, "Switches")."""
+
+
+def variant_overrides(name: str) -> list[str]:
+    """Overrides of a variant; ``a+b`` unites those of ``a`` and ``b`` (later ones win)."""
+    out: list[str] = []
+    for part in name.split("+"):
+        if part not in VARIANTS:
+            raise SystemExit(f"unknown variant {part!r}; choose from {', '.join(VARIANTS)} (join with +)")
+        out += VARIANTS[part]
+    return out
+
+
+def fmt(stats: dict[str, Any] | None) -> str:
+    return "-" if stats is None else f"{stats['Avg.']['mean']:.1f} ± {stats['Avg.']['std']:.1f}"
+
+
+def screen_markdown(rows: list[dict[str, Any]], epochs: int, seeds: list[int]) -> str:
+    lines = [
+        "| Variant | Overrides | Params (M) | Protocol max | Label-free | Label-free epoch | Fixed | Wall min / seed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        s = r["summary"]
+        walls = [w["elapsed_s"] for w in s["wall_s"].values()]
+        wall = " / ".join("resumed" if w is None else f"{w / 60:.1f}" for w in walls)
+        lf = s["label_free_rule"]
+        lf_text = "-" if lf is None else f"{lf['epoch']} ({lf['source']})"
+        rules = s["rules"]
+        lines.append(
+            f"| {r['variant']} | {' '.join(f'`{o}`' for o in r['overrides']) or '-'} | {s['params'] / 1e6:.2f} | "
+            f"{fmt(rules.get('protocol'))} | {fmt(rules.get('label_free'))} | "
+            f"{lf_text} | {fmt(rules.get('fixed'))} | {wall} |"
+        )
+    return (
+        f"{epochs} epochs, seeds {', '.join(map(str, seeds))}; top-5 mAP (%) averaged over the categories, mean ± "
+        "sample std over seeds. The default is chosen by the label-free column, never by the protocol maximum, "
+        "which selects its epoch on the test videos.\n\n" + "\n".join(lines) + "\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_protocol_arguments(parser, epochs=400, seeds=[0, 1])
+    parser.add_argument("--name", required=True, help="screen name")
+    parser.add_argument("--out-dir", help="output folder (default runs/tvsum/screen/<name>)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help="variants to run (default: all)")
+    parser.add_argument("--combine", nargs="*", default=[], help="extra variants joining others, e.g. tokens+position")
+    parser.add_argument("--label-free-epoch", type=int, help="label-free epoch of variants without a CV file")
+    parser.add_argument("--label-free-cv-dir", help="folder of CV results named screen_<variant>.json")
+    parser.add_argument("--print-cv-commands", action="store_true", help="print the CV command of each variant, exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+
+    names = list(dict.fromkeys([*args.variants, *args.combine]))
+    for n in names:
+        variant_overrides(n)  # fail early on a typo
+    base = " ".join(args.overrides)
+    config = f" --config {args.config}" if args.config else ""
+    if args.print_cv_commands:
+        for n in names:
+            extra = " ".join(variant_overrides(n))
+            print(
+                f"OMP_NUM_THREADS=1 python benchmarks/tvsum_cv.py --name screen_{n}{config} --epochs {args.epochs} "
+                f"--eval-every {args.eval_every} {base} {extra}".rstrip()
+            )
+        return 0
+    root = Path(args.out_dir) if args.out_dir else Path("runs/tvsum/screen") / args.name
+    rows = []
+    for n in names:
+        overrides = variant_overrides(n)
+        cfg = build_config(args, [*overrides, f"name={args.name}_{n}"])
+        rule = None
+        cv = Path(args.label_free_cv_dir) / f"screen_{n}.json" if args.label_free_cv_dir else None
+        if cv is not None and cv.is_file():
+            rule = label_free_from_cv(cv, cfg)
+        elif args.label_free_epoch is not None:
+            rule = LabelFreeRule(args.label_free_epoch, f"--label-free-epoch {args.label_free_epoch}, no CV of its own")
+        print(f"== {n}: {' '.join(overrides) or '(base)'}; label-free: {'none' if rule is None else rule.source}")
+        summary = run_protocol(cfg, root / n, rule, log=lambda line: print("  " + line, flush=True))
+        rows.append({"variant": n, "overrides": overrides, "summary": summary})
+    table = screen_markdown(rows, args.epochs, args.seeds)
+    atomic_write_json(root / "screen.json", {"variants": rows, "base_overrides": args.overrides})
+    atomic_write_text(root / "screen.md", table)
+    print(table)
+    if args.write_docs:
+        command = "python benchmarks/tvsum_screen.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        replace_marked_section(DOCS, "tvsum-screen", f"Filled by `{command}`.\n\n{table}")
+        print(f"updated {DOCS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The protocol and screen benchmarks on the synthetic folder: job files, resume, the three rules, docs sections."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from quag.tvsum.config import load_tvsum_config
+from quag.tvsum.protocol import (
+    LabelFreeRule,
+    check_label_free_epoch,
+    label_free_from_cv,
+    replace_marked_section,
+)
+from tests.tvsum.helpers import tiny_tvsum_overrides
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def benchmark(name: str) -> ModuleType:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def args(synthetic: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--name", "t", "--out-dir", str(out), "--epochs", "4", "--eval-every", "2", "--seeds", "0", "1",
+        "--categories", "VU", "BK", "--workers", "1", *extra, *tiny_tvsum_overrides(synthetic),
+    ]  # fmt: skip
+
+
+def test_protocol_jobs_resume_and_rules(
+    synthetic_tvsum: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    protocol = benchmark("tvsum_protocol")
+    out = tmp_path / "p"
+    assert protocol.main(args(synthetic_tvsum, out, "--label-free-epoch", "2")) == 0
+    printed = capsys.readouterr().out
+    assert "[4/4]" in printed and "ETA" in printed and "label-free rule: --label-free-epoch 2" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["rules"]) == {"protocol", "fixed", "label_free"}
+    assert summary["label_free_rule"] == {"epoch": 2, "source": "--label-free-epoch 2"}
+    job = json.loads((out / "jobs" / "seed_1" / "VU.json").read_text())
+    assert [e for e, _ in job["curve"]] == [2, 4] and job["wall_s"] > 0
+    for rule in ("protocol", "fixed", "label_free"):
+        preds = json.loads((out / "predictions" / "seed_0" / f"{rule}.json").read_text())
+        assert len(preds) == 2
+    # The label-free predictions are those of epoch 2; the fixed ones those of epoch 4.
+    lf = json.loads((out / "predictions" / "seed_1" / "label_free.json").read_text())
+    vid = next(iter(job["predictions_fixed"]))
+    if job["best_epoch"] == 2:
+        assert lf[vid] == job["predictions_protocol"][vid]
+    assert summary["per_seed"]["label_free"]["1"]["VU"] == job["curve"][0][1]
+    assert "label-free" in (out / "table.md").read_text() and "QUAG (paper)" in (out / "table.md").read_text()
+    # A rerun skips every finished job and says so; the numbers stay.
+    before = (out / "jobs" / "seed_0" / "BK.json").read_text()
+    assert protocol.main(args(synthetic_tvsum, out, "--label-free-epoch", "4")) == 0
+    printed = capsys.readouterr().out
+    assert "seed 0: 2 finished job(s) found, skipped" in printed and "[1/" not in printed
+    assert (out / "jobs" / "seed_0" / "BK.json").read_text() == before
+    # One missing job: only that one reruns, and the seed gets no whole-run wall time.
+    (out / "jobs" / "seed_0" / "VU.json").unlink()
+    assert protocol.main(args(synthetic_tvsum, out)) == 0
+    printed = capsys.readouterr().out
+    assert "[1/1] seed 0 VU" in printed and "label-free rule: none" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["wall_s"]["0"]["elapsed_s"] is None and "label_free" not in summary["rules"]
+
+
+def test_label_free_rule_checks(tmp_path: Path) -> None:
+    cfg = load_tvsum_config(None, ["train.epochs=20", "train.eval_every=5"])
+    check_label_free_epoch(LabelFreeRule(15, "x"), cfg)
+    with pytest.raises(ValueError, match="not evaluated"):
+        check_label_free_epoch(LabelFreeRule(7, "x"), cfg)
+    cv = tmp_path / "cv.json"
+    cv.write_text(json.dumps({"best_epoch": 10, "setting_fingerprint": cfg.training_fingerprint(exclude=("epochs",))}))
+    assert label_free_from_cv(cv, load_tvsum_config(None, ["train.epochs=400"])).epoch == 10
+    with pytest.raises(ValueError, match="another setting"):
+        label_free_from_cv(cv, load_tvsum_config(None, ["model.position=qd_detr"]))
+
+
+def test_marked_section(tmp_path: Path) -> None:
+    doc = tmp_path / "d.md"
+    doc.write_text("a\n<!-- x:begin -->\nold\n<!-- x:end -->\nb\n")
+    replace_marked_section(doc, "x", "new table")
+    assert doc.read_text() == "a\n<!-- x:begin -->\nnew table\n<!-- x:end -->\nb\n"
+    with pytest.raises(ValueError, match="no"):
+        replace_marked_section(doc, "y", "t")
+
+
+def test_screen_runs_variants(synthetic_tvsum: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    screen = benchmark("tvsum_screen")
+    out = tmp_path / "s"
+    # overrides first: --variants and --combine take every word after them
+    argv = [
+        *tiny_tvsum_overrides(synthetic_tvsum),
+        *args(synthetic_tvsum, out)[: -len(tiny_tvsum_overrides(synthetic_tvsum))],
+    ]
+    argv += ["--variants", "base", "global_token", "--combine", "tokens+position"]
+    assert screen.main([*argv, "--label-free-epoch", "2"]) == 0
+    table = (out / "screen.md").read_text()
+    assert "| base |" in table and "| tokens+position |" in table and "no CV of its own" in table
+    assert (out / "tokens+position" / "jobs" / "seed_1" / "BK.json").is_file()
+    assert screen.main([*argv, "--print-cv-commands"]) == 0
+    assert "tvsum_cv.py --name screen_global_token" in capsys.readouterr().out

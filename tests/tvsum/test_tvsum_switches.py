@@ -1,0 +1,171 @@
+"""The QD-DETR switches of the TVSum model: shapes, masks, gradients, audio never read, determinism, defaults."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from quag.tvsum.config import TVSumConfig, TVSumModelConfig, load_tvsum_config
+from quag.tvsum.data import TVSUM_SPLITS, collate_videos, load_tvsum
+from quag.tvsum.layers import sine_position_encoding, time_edge_features
+from quag.tvsum.losses import SaliencyLossWeights, saliency_loss
+from quag.tvsum.model import TVSumQuag
+from quag.tvsum.train import forward_batch, train_category
+from tests.tvsum.helpers import tiny_tvsum_overrides
+
+SWITCHES: dict[str, dict[str, object]] = {
+    "default": {},
+    "tokens": {"query_input": "tokens"},
+    "position": {"position": "qd_detr"},
+    "no_audio": {"use_audio": False, "use_msp": False},
+    "dropout": {"dropout_scheme": "qd_detr"},
+    "global_token": {"saliency_head": "global_token"},
+    "all": {
+        "query_input": "tokens",
+        "position": "qd_detr",
+        "use_audio": False,
+        "use_msp": False,
+        "dropout_scheme": "qd_detr",
+        "saliency_head": "global_token",
+    },
+}
+
+
+def tiny(**kw: object) -> TVSumModelConfig:
+    base: dict[str, object] = dict(visual_dim=12, audio_dim=10, query_dim=6, hidden_dim=16, num_heads=2, ffn_dim=32)
+    base.update(kw)
+    return TVSumModelConfig(**base)  # type: ignore[arg-type]
+
+
+def inputs(tokens: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """3 videos of 7, 4, 5 clips; titles of 3, 5, 2 tokens (or pooled)."""
+    g = torch.Generator().manual_seed(0)
+    mask = torch.arange(7)[None, :] < torch.tensor([7, 4, 5])[:, None]  # (B, T)
+    visual = torch.randn(3, 7, 12, generator=g) * mask[..., None]
+    audio = torch.randn(3, 7, 10, generator=g) * mask[..., None]
+    if not tokens:
+        return visual, audio, torch.randn(3, 6, generator=g), mask, None
+    token_mask = torch.arange(5)[None, :] < torch.tensor([3, 5, 2])[:, None]  # (B, L)
+    return visual, audio, torch.randn(3, 5, 6, generator=g) * token_mask[..., None], mask, token_mask
+
+
+@pytest.mark.parametrize("name", list(SWITCHES))
+def test_shapes_padding_and_gradients(name: str) -> None:
+    cfg = tiny(**SWITCHES[name])
+    torch.manual_seed(0)
+    model = TVSumQuag(cfg).eval()
+    tokens = cfg.query_input == "tokens"
+    visual, audio, query, mask, qmask = inputs(tokens)
+    audio_in = audio if cfg.use_audio else None
+    neg, neg_mask = query.roll(1, 0), None if qmask is None else qmask.roll(1, 0)
+    out = model(visual, audio_in, query, mask, neg, qmask, neg_mask)
+    assert out.scores.shape == out.negative_scores.shape == (3, 7)
+    assert torch.isfinite(out.scores).all() and (out.msp_loss is not None) == cfg.use_msp
+    # Video 1 alone (unpadded, its own title unpadded) scores as inside the padded batch.
+    alone_q = query[1:2] if qmask is None else query[1:2, :5]
+    alone = model(
+        visual[1:2, :4],
+        None if audio_in is None else audio_in[1:2, :4],
+        alone_q,
+        mask[1:2, :4],
+        None,
+        None if qmask is None else qmask[1:2, :5],
+    ).scores
+    torch.testing.assert_close(alone[0], out.scores[1, :4], rtol=1e-4, atol=1e-5)
+    # Every parameter learns (train mode, with the negative pass).
+    model.train()
+    out = model(visual, audio_in, query, mask, neg, qmask, neg_mask)
+    target = torch.rand(3, 7) * mask
+    saliency_loss(out.scores, target, mask, SaliencyLossWeights(), out.msp_loss, out.negative_scores)[
+        "total"
+    ].backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert missing == []
+
+
+def test_padded_title_tokens_are_ignored() -> None:
+    torch.manual_seed(0)
+    model = TVSumQuag(tiny(query_input="tokens")).eval()
+    visual, audio, query, mask, qmask = inputs(tokens=True)
+    assert qmask is not None
+    noisy = query + 100.0 * (~qmask)[..., None]  # garbage on the padded tokens only
+    torch.testing.assert_close(
+        model(visual, audio, noisy, mask, None, qmask).scores, model(visual, audio, query, mask, None, qmask).scores
+    )
+
+
+def test_audio_off_never_reads_audio(synthetic_tvsum: Path) -> None:
+    model = TVSumQuag(tiny(use_audio=False, use_msp=False)).eval()
+    assert not any("audio" in n for n, _ in model.named_parameters())
+    visual, audio, query, mask, _ = inputs(tokens=False)
+    with_nan = model(visual, torch.full_like(audio, float("nan")), query, mask).scores
+    torch.testing.assert_close(with_nan, model(visual, None, query, mask).scores)
+    # The loader opens no audio file either.
+    shutil.rmtree(synthetic_tvsum / "audio_features")
+    videos = load_tvsum(synthetic_tvsum, ("VU",), load_audio=False)
+    batch = collate_videos(list(videos.values()))
+    assert batch.audio is None and "audio" not in next(iter(videos.values())).stream_lengths
+    with pytest.raises(FileNotFoundError):
+        load_tvsum(synthetic_tvsum, ("VU",))
+
+
+def test_title_tokens_are_loaded_and_collated(synthetic_tvsum: Path) -> None:
+    videos = load_tvsum(synthetic_tvsum, ("VU",))
+    batch = collate_videos([videos[v] for v in TVSUM_SPLITS["VU"]["train"]])
+    assert batch.query_tokens is not None and batch.query_token_mask is not None
+    assert batch.query_tokens.shape == (4, 3, 4) and bool(batch.query_token_mask.all())
+    cfg = load_tvsum_config(None, [*tiny_tvsum_overrides(synthetic_tvsum), "model.query_input=tokens"])
+    out = forward_batch(TVSumQuag(cfg.model), batch, negatives=True)
+    assert out.scores.shape == out.negative_scores.shape == batch.video_mask.shape
+
+
+def test_config_validation_and_unchanged_default_fingerprint() -> None:
+    with pytest.raises(ValueError, match="use_msp"):
+        TVSumModelConfig(use_audio=False)
+    with pytest.raises(ValueError, match="position"):
+        TVSumModelConfig(position="sine")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="query_input"):
+        load_tvsum_config(None, ["model.query_input=words"])
+    # Results computed before the switches existed keep their fingerprint (they are reused, not retrained).
+    assert TVSumConfig().training_fingerprint() == "d4595e6301a8afc9"
+    assert load_tvsum_config(None, ["model.saliency_head=global_token"]).training_fingerprint() != "d4595e6301a8afc9"
+    assert TVSumConfig().training_fingerprint(exclude=("epochs",)) == load_tvsum_config(
+        None, ["train.epochs=7"]
+    ).training_fingerprint(exclude=("epochs",))
+
+
+def test_qd_detr_position_features() -> None:
+    mask = torch.tensor([[True, True, True, True], [True, True, False, False]])
+    tef = time_edge_features(mask)
+    torch.testing.assert_close(tef[0, :, 0], torch.tensor([0.0, 0.25, 0.5, 0.75]))
+    torch.testing.assert_close(tef[1, :2], torch.tensor([[0.0, 0.5], [0.5, 1.0]]))
+    assert float(tef[1, 2:].abs().sum()) == 0.0
+    pos = sine_position_encoding(mask, 8)
+    assert pos.shape == (2, 4, 8)
+    torch.testing.assert_close(pos[1, 1], pos[0, 3])  # the last real clip sits at 2 pi in both videos
+
+
+@pytest.mark.parametrize("name", ["all", "tokens"])
+def test_training_with_switches_is_deterministic(synthetic_tvsum: Path, name: str) -> None:
+    overrides = [f"model.{k}={str(v).lower()}" for k, v in SWITCHES[name].items()]
+    cfg = load_tvsum_config(
+        None,
+        [
+            *tiny_tvsum_overrides(synthetic_tvsum),
+            *overrides,
+            "train.epochs=3",
+            "train.eval_every=1",
+            "train.negative_query_weight=1",
+        ],
+    )
+    videos = load_tvsum(synthetic_tvsum, ("VU",), load_audio=cfg.model.use_audio)
+    train = [videos[v] for v in TVSUM_SPLITS["VU"]["train"]]
+    test = [videos[v] for v in TVSUM_SPLITS["VU"]["test"]]
+    a = train_category(cfg, train, test, seed=1, keep_eval_predictions=True)
+    b = train_category(cfg, train, test, seed=1)
+    assert a.curve == b.curve and a.predictions_fixed == b.predictions_fixed
+    assert [e for e, _ in a.curve] == [1, 2, 3] and a.eval_predictions[-1] == a.predictions_fixed
+    assert "eval_predictions" not in a.to_dict()
