@@ -164,8 +164,17 @@ class TrainConfig:
     code (the loss then rewards predicting [PAD] after the caption)."""
     moment_loss: Literal["bce", "ce"] = "bce"
     """Moment-retrieval loss: ``bce`` per frame (the reference code) or ``ce`` softmax over frames (paper Eq. 12)."""
-    precision: Literal["fp32", "bf16"] = "fp32"
-    """``bf16`` runs the forward pass under bf16 autocast (weights and optimizer stay fp32)."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """``bf16`` runs the forward pass under bf16 autocast (weights, gradients and optimizer state stay fp32);
+    ``auto`` chooses bf16 where the hardware computes in bf16 natively (CPUs with AMX or AVX512-BF16, CUDA GPUs
+    with bf16) and fp32 elsewhere (:func:`quag.inference.device.resolve_precision`; docs/training.md,
+    "Precision"). The run log says which was chosen and why."""
+    bucketing: Literal["length", "reference"] = "length"
+    """``length``: each task's shuffled examples are cut into mega-batches of ``bucket_size`` batches, sorted by
+    length and cut into batches, so that a batch pads little (docs/training.md, "Length-bucketed batches");
+    ``reference``: consecutive examples of the shuffled order, as the authors' loader."""
+    bucket_size: int = 50
+    """Batches per mega-batch under ``bucketing: length``."""
     release_memory: bool = False
     """On CPU (glibc), make every large tensor its own memory mapping, returned to the system when freed
     (:func:`quag.training.memory.pin_mmap_threshold`). At the paper setting it lowers peak resident memory from
@@ -193,7 +202,7 @@ class TrainConfig:
                 raise ValueError(f"train.tasks: unknown task {t!r}; expected some of {', '.join(TASKS)}")
         if not self.tasks:
             raise ValueError("train.tasks must name at least one task")
-        check_positive(self, "epochs", "batch_size")
+        check_positive(self, "epochs", "batch_size", "bucket_size")
         if self.lr <= 0:
             raise ValueError(f"train.lr must be > 0, got {self.lr}")
         if not 0.0 <= self.warmup_ratio < 1.0:
@@ -212,11 +221,12 @@ class EvalConfig:
     """Longest moment allowed by ``span`` decoding (0: no limit)."""
     moment_score: Literal["sigmoid", "softmax"] = "sigmoid"
     """Frame scores of ``span`` decoding: log-sigmoid (matches ``train.moment_loss=bce``) or log-softmax (``ce``)."""
-    segmentation_decoding: Literal["islands", "sequential"] = "islands"
-    """``islands``: the reference's algorithm (peaks expanded into masked islands, ``segmentation_rounds`` rounds);
-    ``sequential``: one next boundary at a time with the training inputs (suffix region, previous boundaries)."""
+    segmentation_decoding: Literal["sequential", "reference"] = "sequential"
+    """``sequential``: one next boundary at a time with the training inputs (suffix region, previous boundaries),
+    each video stopping when it predicts the moment end; ``reference``: the authors' island algorithm (peaks
+    expanded into masked islands, ``segmentation_rounds`` rounds). docs/inference.md compares them."""
     segmentation_rounds: int = 20
-    """Boundary-decoding rounds (the reference always runs 20)."""
+    """Rounds of the island algorithm (the reference always runs 20)."""
     segmentation_threshold: float = 0.5
     """Region expansion while p / p_max exceeds this."""
     segmentation_min_gap: int = 5
@@ -229,6 +239,9 @@ class EvalConfig:
     ``reference``: the padded length of the batch, as in the authors' code (results then depend on which videos
     share a batch: a shorter video whose moment ends on its last frame walks one frame into the padding, which
     under ``segmentation_last: reference`` keeps its moment end where ``own`` loses it)."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Autocast dtype of decoding (validation, ``quag infer``, ``quag predict``, the server): as ``train.precision``
+    (``auto``: bf16 where the hardware computes in bf16 natively)."""
     num_beams: int = 3
     max_caption_tokens: int = 48
     length_penalty: float = 0.0
@@ -366,7 +379,10 @@ def _renamed_keys() -> dict[type, dict[str, tuple[str, dict[Any, Any] | None]]]:
 def _renamed_values() -> dict[type, dict[str, dict[Any, Any]]]:
     """Old value -> new value of a key that kept its name, per section class."""
     return {
-        EvalConfig: {"moment_decoding": {"independent": "reference"}},
+        EvalConfig: {
+            "moment_decoding": {"independent": "reference"},
+            "segmentation_decoding": {"islands": "reference"},
+        },
     }
 
 

@@ -142,3 +142,24 @@ def collate(samples: list[Sample]) -> Batch:
             batch.caption_targets = torch.from_numpy(np.stack([s.caption_targets for s in samples]))  # type: ignore[misc]
             batch.caption_mask = batch.caption_ids != 0
     return batch
+
+
+def trim_caption_padding(batch: Batch) -> Batch:
+    """The batch with its caption tensors cut to its longest caption (``L`` -> longest ``[CLS] w_1 .. w_n``).
+
+    Captions are stored padded to ``data.max_caption_tokens``; a batch's captions are usually far shorter. The
+    cut positions hold [PAD] inputs and [PAD] targets only, and the decoder is causal, so the logits of every
+    real token are unchanged: under ``train.caption_loss_padding=ignore`` the loss is the same, computed on a
+    fraction of the positions. Under ``reference`` the [PAD] targets count, so the trainer does not trim then.
+    Batches of other tasks are returned as they are.
+    """
+    if batch.caption_ids is None or batch.caption_mask is None:
+        return batch
+    length = max(int(batch.caption_mask.sum(dim=1).max()), 1)
+    if length == batch.caption_ids.shape[1]:
+        return batch
+    batch.caption_ids = batch.caption_ids[:, :length]
+    batch.caption_mask = batch.caption_mask[:, :length]
+    if batch.caption_targets is not None:
+        batch.caption_targets = batch.caption_targets[:, :length]
+    return batch

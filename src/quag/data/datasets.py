@@ -65,6 +65,20 @@ class TaskDataset(Dataset):
             seen.setdefault(e.video.video, e.video)
         return list(seen.values())
 
+    def lengths(self) -> list[int]:
+        """Rows of every example's padded inputs, from the annotations alone (no feature file is read).
+
+        What :func:`~quag.data.collate.collate` pads on: the video's frames for moment retrieval and segmentation,
+        the window's rows for step captioning (``caption_frames`` unless ``caption_window`` is ``full``).
+        """
+        out = []
+        for e in self.examples:
+            if isinstance(e, A.CaptionExample):
+                out.append(len(window_indices(e.window[0], e.window[1], self.caption_frames, self.caption_window)))
+            else:
+                out.append(e.video.num_frames)
+        return out
+
     def _features(self, v: A.VideoAnnotation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = v.num_frames
         return self.store.visual(v.video, n), self.store.transcript(v.video, n), self.store.query_embedding(v.query)

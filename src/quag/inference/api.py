@@ -121,7 +121,7 @@ def run_inference(
                 "%s: the %s split has no %s examples (public test moments/steps are hidden)", split, split, task
             )
             continue
-        preds[task] = predict_task(model, ds, cfg.eval, dev, precision=cfg.train.precision, progress=progress)
+        preds[task] = predict_task(model, ds, cfg.eval, dev, progress=progress)
         files.append(str(atomic_write_json(out / f"{split}_{task}.json", preds[task].official)))
     files.append(str(atomic_write_jsonl(out / f"{split}_predictions.jsonl", video_records(preds.values()))))
     if end_to_end:
@@ -132,7 +132,6 @@ def run_inference(
             data_cfg,
             cfg.eval,
             dev,
-            precision=cfg.train.precision,
             progress=progress,
         )
         files.append(str(atomic_write_jsonl(out / f"{split}_end_to_end.jsonl", records)))

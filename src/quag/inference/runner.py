@@ -28,6 +28,7 @@ from quag.data.datasets import TaskDataset
 from quag.data.features import FeatureSource
 from quag.data.timestamps import frame_to_seconds
 from quag.data.tokenizer import get_tokenizer
+from quag.inference.device import resolve_precision
 from quag.inference.moments import decode_spans
 from quag.inference.segmentation import (
     boundaries_to_segments,
@@ -55,8 +56,21 @@ def _sec(frame: int) -> float:
     return float(frame_to_seconds(int(frame)))
 
 
-def _loader(ds: Dataset, batch_size: int, indices: Sequence[int] | None, workers: int = 0) -> DataLoader:
-    data = Subset(ds, list(indices)) if indices is not None else ds
+def _loader(
+    ds: Dataset, batch_size: int, indices: Sequence[int] | None, workers: int = 0, by_length: bool = True
+) -> DataLoader:
+    """Batches of ``ds`` (its ``indices``), grouped by length so that a batch pads little (``by_length``).
+
+    Predictions are keyed by video and query, so the order of the batches does not matter; each example's
+    output does not depend on its batch mates (padding is masked), except under ``eval.segmentation_length:
+    reference`` and ``model.padding: reference``, whose callers keep the dataset order (docs/inference.md).
+    """
+    order = list(indices) if indices is not None else list(range(len(ds)))  # type: ignore[arg-type]
+    lengths = getattr(ds, "lengths", None)
+    if by_length and callable(lengths):
+        rows = lengths()
+        order.sort(key=lambda i: rows[i])  # stable: equal lengths keep the dataset order
+    data = Subset(ds, order)
     return DataLoader(
         data, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers, generator=torch.Generator()
     )  # leaves the global RNG (training dropout) untouched
@@ -94,7 +108,7 @@ def predict_boundaries(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> lis
 
     lengths = batch.video_mask.sum(dim=1)
     if cfg.segmentation_decoding == "sequential":
-        return decode_sequential(logits_fn, batch.moment_frames, lengths)
+        return decode_sequential(logits_fn, batch.moment_frames, lengths, min_gap=cfg.segmentation_min_gap)
     islands = decode_islands(
         logits_fn,
         batch.moment_frames,
@@ -127,6 +141,7 @@ def predict_captions(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> list[
 
 
 def _autocast(device: torch.device, precision: str) -> Any:
+    precision, _ = resolve_precision(precision, device)
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return torch.autocast(device_type=device.type, enabled=False)
@@ -139,16 +154,20 @@ def predict_task(
     cfg: EvalConfig,
     device: torch.device,
     indices: Sequence[int] | None = None,
-    precision: str = "fp32",
+    precision: str | None = None,
     progress: bool = False,
 ) -> TaskPredictions:
     """Predictions of one task for the examples ``indices`` of ``ds`` (all by default)."""
     model.eval()
     out = TaskPredictions(ds.task)
-    loader = _loader(ds, cfg.batch_size, indices)
+    # the authors' unmasked padding and padded-length island walk make outputs depend on batch mates
+    by_length = model.config.padding != "reference" and not (
+        ds.task == "moment_segmentation" and cfg.segmentation_length == "reference"
+    )
+    loader = _loader(ds, cfg.batch_size, indices, by_length=by_length)
     for batch in _progress(loader, ds.task, len(loader), progress):
         batch = batch.to(device)
-        with _autocast(device, precision):
+        with _autocast(device, precision or cfg.precision):
             if ds.task == "moment_retrieval":
                 spans = predict_moments(model, batch, cfg).tolist()
                 for (s, e), video, query, dur in zip(
@@ -225,7 +244,7 @@ def predict_end_to_end(
     data_cfg: DataConfig,
     cfg: EvalConfig,
     device: torch.device,
-    precision: str = "fp32",
+    precision: str | None = None,
     progress: bool = False,
 ) -> list[dict[str, Any]]:
     """Retrieval -> segmentation of the predicted moment -> a caption per predicted step, per (query, video).

@@ -101,12 +101,14 @@ def decode_sequential(
     moment_frames: torch.Tensor,
     lengths: torch.Tensor,
     max_steps: int = 64,
+    min_gap: int = 1,
 ) -> list[list[int]]:
     """Next-boundary decoding exactly as the head is trained (teacher forcing, ``docs/inference.md``).
 
     From ``b_0 = ms``: the region mask covers ``[b_i, me]`` and the boundary mask ``b_0..b_i`` (the training
     inputs), and ``b_{i+1}`` is the best-scoring frame in ``(b_i, me]``; a video stops when it predicts ``me`` (the
-    last training target of every video) or after ``max_steps`` boundaries, which then end at ``me``. This removes
+    last training target of every video) or after ``max_steps`` boundaries, which then end at ``me``. A boundary
+    lies at least ``min_gap`` frames after the previous one, except ``me``, which is always a candidate. This removes
     the reference's train/test mismatch (contiguous suffix masks in training, islands at inference) and its fixed
     20-round budget. Vectorised over the batch; each step scores only the videos still running.
 
@@ -129,7 +131,8 @@ def decode_sequential(
         cur, end = current[rows], me[rows]
         region = (idx[None] >= cur[:, None]) & (idx[None] <= end[:, None])  # (b, T) = [b_i, me]
         logits = logits_fn(rows, region, boundary[rows]).float()  # (b, T)
-        allowed = region & (idx[None] > cur[:, None])  # (b, T) = (b_i, me]
+        # (b, T) = [b_i + min_gap, me], and me itself whatever the gap
+        allowed = region & ((idx[None] >= cur[:, None] + min_gap) | (idx[None] == end[:, None]))
         nxt = logits.masked_fill(~allowed, neg).argmax(dim=-1)  # (b,)
         current[rows] = nxt
         boundary[rows, nxt] = True
@@ -143,7 +146,7 @@ def decode_sequential(
 
 
 def decode_sequential_naive(
-    logits_fn: LogitsFn, moment_frames: torch.Tensor, lengths: torch.Tensor, max_steps: int = 64
+    logits_fn: LogitsFn, moment_frames: torch.Tensor, lengths: torch.Tensor, max_steps: int = 64, min_gap: int = 1
 ) -> list[list[int]]:
     """Per-video loop of :func:`decode_sequential` (for tests and the benchmark)."""
     out = []
@@ -157,7 +160,8 @@ def decode_sequential_naive(
             region = torch.zeros(1, Tpad, dtype=torch.bool)
             region[0, bounds[-1] : me + 1] = True
             logits = logits_fn(torch.tensor([b]), region, boundary.clone())[0].tolist()
-            nxt = max(range(bounds[-1] + 1, me + 1), key=lambda t: (logits[t], -t))
+            candidates = [t for t in range(bounds[-1] + 1, me + 1) if t >= bounds[-1] + min_gap or t == me]
+            nxt = max(candidates, key=lambda t: (logits[t], -t))
             bounds.append(nxt)
             boundary[0, nxt] = True
         if bounds[-1] != me or len(bounds) == 1:

@@ -43,11 +43,12 @@ from quag.checkpoint import (
     save_checkpoint,
 )
 from quag.config import ExperimentConfig, save_config
+from quag.data.collate import trim_caption_padding
 from quag.data.datasets import build_datasets, make_store
 from quag.data.features import FeatureSpec
 from quag.data.multitask import MultiTaskLoader
 from quag.evaluation.selection import evaluate_task_predictions, selection_score
-from quag.inference.device import resolve_device
+from quag.inference.device import resolve_device, resolve_precision
 from quag.inference.runner import TaskPredictions, merge_task_predictions, predict_task, video_records
 from quag.io import atomic_write_json, atomic_write_jsonl
 from quag.models import build_model
@@ -154,6 +155,7 @@ class TrainRecipe:
         np.random.seed(cfg.train.seed + self.dist.rank)
         if cfg.train.release_memory and self.device.type == "cpu":
             pin_mmap_threshold()
+        self.precision, self.precision_reason = resolve_precision(cfg.train.precision, self.device)
         self.run_dir = cfg.run_dir
         # 1. everything the run will read, checked before anything is written
         self.store = make_store(cfg.data)
@@ -178,6 +180,9 @@ class TrainRecipe:
             num_replicas=self.dist.world_size,
             rank=self.dist.rank,
             num_workers=cfg.data.num_workers,
+            bucketing="none" if cfg.train.bucketing == "reference" else "length",
+            lengths={t: ds.lengths() for t, ds in self.train_sets.items()},  # from the annotations: no file is read
+            bucket_size=cfg.train.bucket_size,
         )
         self.steps_per_epoch = len(self.loader)
         self.total_steps = self.steps_per_epoch * cfg.train.epochs
@@ -205,7 +210,7 @@ class TrainRecipe:
         if self.dist.is_main:
             n = sum(p.numel() for p in self.raw_model.parameters() if p.requires_grad)
             logger.info(
-                "run %s: %s, %d trainable parameters, %d steps/epoch x %d epochs (%d steps), world %d, %s",
+                "run %s: %s, %d trainable parameters, %d steps/epoch x %d epochs (%d steps), world %d, %s, %s (%s)",
                 cfg.name,
                 cfg.model.arch,
                 n,
@@ -214,6 +219,8 @@ class TrainRecipe:
                 self.total_steps,
                 self.dist.world_size,
                 self.device,
+                self.precision,
+                self.precision_reason,
             )
             logger.info("every feature file of both splits read and checked (%d examples)", n_checked)
 
@@ -321,9 +328,7 @@ class TrainRecipe:
         preds: dict[Task, TaskPredictions] = {}
         for task, ds in self.val_sets.items():
             indices = list(range(self.dist.rank, len(ds), self.dist.world_size))
-            mine = predict_task(
-                self.raw_model, ds, self.cfg.eval, self.device, indices, precision=self.cfg.train.precision
-            )
+            mine = predict_task(self.raw_model, ds, self.cfg.eval, self.device, indices)
             preds[task] = merge_task_predictions(D.all_gather_objects(mine))
         self.raw_model.train()
         metrics: dict[str, float] = {}
@@ -349,7 +354,7 @@ class TrainRecipe:
         model.train()
         autocast = (
             torch.autocast(self.device.type, dtype=torch.bfloat16)
-            if cfg.precision == "bf16"
+            if self.precision == "bf16"
             else torch.autocast(self.device.type, enabled=False)
         )
         bar = None
@@ -365,6 +370,8 @@ class TrainRecipe:
             self.loader.set_epoch(self.epoch, self.step_in_epoch)
             for task, batch in self.loader:
                 batch = batch.to(self.device, non_blocking=True)
+                if cfg.caption_loss_ignore_pad:
+                    batch = trim_caption_padding(batch)  # exact: only [PAD] inputs and ignored targets are cut
                 with autocast:
                     out = model(batch)
                     losses = total_loss(
