@@ -41,7 +41,7 @@ from quag.data.collate import collate, trim_caption_padding
 from quag.data.datasets import TaskDataset, build_datasets, make_store
 from quag.data.multitask import DEFAULT_BUCKET_SIZE, MultiTaskLoader
 from quag.inference.device import resolve_precision
-from quag.io import atomic_write_json, atomic_write_text
+from quag.io import atomic_write_json, atomic_write_text, replace_marked_section
 from quag.models import build_model
 from quag.models.decoder_init import initialise_decoder
 from quag.models.losses import total_loss
@@ -90,6 +90,7 @@ def main() -> int:
     )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", default="benchmarks/results/bench_bucketing", help="writes OUT.json and OUT.txt")
+    parser.add_argument("--write-docs", action="store_true", help="regenerate the table in docs/benchmarks.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     root = Path(args.data_root)
@@ -268,6 +269,11 @@ def main() -> int:
     )
     atomic_write_text(out.with_suffix(".txt"), text)
     print(f"written {out.with_suffix('.json')} and {out.with_suffix('.txt')}")
+    if args.write_docs:
+        command = " ".join(["python benchmarks/bench_bucketing.py", *sys.argv[1:]]).replace(" --write-docs", "")
+        body = f"Output of `{command}` ({out.with_suffix('.txt')}):\n\n```text\n{text.rstrip()}\n```"
+        doc = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+        print(f"wrote {replace_marked_section(doc, 'bench-bucketing', body)}")
     return 0
 
 

@@ -42,7 +42,7 @@ from quag.data.tokenizer import get_tokenizer
 from quag.evaluation.selection import evaluate_task_predictions
 from quag.inference import runner
 from quag.inference.segmentation import decode_islands_naive, postprocess_boundaries
-from quag.io import atomic_write_json, atomic_write_text
+from quag.io import atomic_write_json, atomic_write_text, replace_marked_section
 from quag.models import HiRESTModel
 from quag.models.generation import generate_beam
 
@@ -172,7 +172,8 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--data-root", help="default: the checkpoint's data.root")
     parser.add_argument("--repeats", type=int, default=3, help="timed decodings of the split per path")
-    parser.add_argument("--out", default="benchmarks/results/bench_decode.json")
+    parser.add_argument("--out", help="default: benchmarks/results/bench_decode.json (bench_decode_<split>.json)")
+    parser.add_argument("--write-docs", action="store_true", help="regenerate the split's table in docs/inference.md")
     args = parser.parse_args()
 
     model, cfg, _, _ = load_checkpoint(args.checkpoint, torch.device("cpu"))
@@ -252,7 +253,8 @@ def main() -> None:
     text = "\n".join(lines)
     print()
     print(text)
-    out = Path(args.out)
+    default = "bench_decode.json" if args.split == "val" else f"bench_decode_{args.split}.json"
+    out = Path(args.out or f"benchmarks/results/{default}")
     atomic_write_json(
         out,
         {
@@ -268,6 +270,9 @@ def main() -> None:
     )
     atomic_write_text(out.with_suffix(".txt"), text + "\n")
     print(f"written {out} and {out.with_suffix('.txt')}")
+    if args.write_docs:
+        doc = Path(__file__).resolve().parents[1] / "docs" / "inference.md"
+        print(f"wrote {replace_marked_section(doc, f'decode-{args.split}', text)}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from quag.data.collate import Batch, trim_caption_padding
 from quag.data.tokenizer import SEP_ID
 from quag.inference.runner import predict_moments
 from quag.inference.segmentation import decode_islands, decode_islands_naive
-from quag.io import atomic_write_json, atomic_write_text
+from quag.io import atomic_write_json, atomic_write_text, replace_marked_section
 from quag.models import HiRESTModel, build_model
 from quag.models.generation import generate_beam
 from quag.models.losses import total_loss
@@ -52,6 +52,7 @@ from quag.training.optim import build_optimizer
 sys.path.insert(0, str(Path(__file__).parent))
 from probe import gemm_probe  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[1]
 B, T, WINDOW, TOKENS, BEAMS = 5, 280, 20, 48, 3
 EXTERNAL = {
     "source": (
@@ -268,6 +269,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--ms-rounds", type=float, help="rounds per video of early-stopped segmentation")
     parser.add_argument("--out", default="benchmarks/results/bench_quag.json")
+    parser.add_argument("--write-docs", action="store_true", help="regenerate the table in docs/benchmarks.md")
     parser.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--release-memory", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
@@ -495,6 +497,10 @@ def main() -> None:
     )
     atomic_write_text(out.with_suffix(".txt"), text + "\n")
     print(f"written {out} and {out.with_suffix('.txt')}")
+    if args.write_docs:
+        command = "python benchmarks/bench_quag.py" + (" --quick" if args.quick else "")
+        body = f"Output of `{command}` ({out.with_suffix('.txt')}):\n\n```text\n{text}\n```"
+        print(f"wrote {replace_marked_section(REPO / 'docs' / 'benchmarks.md', 'bench-quag', body)}")
 
 
 if __name__ == "__main__":

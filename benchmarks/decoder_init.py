@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from quag.io import atomic_write_json
+
 CAPTION_METRICS = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 COLUMNS = ("CIDEr", "METEOR", "distinct_ratio")
 
@@ -140,6 +142,7 @@ def main() -> None:
     parser.add_argument("--json", default="benchmarks/results/decoder_init.json", help="where the results go")
     parser.add_argument("--rescore", action="store_true", help="decode and score finished runs again")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more config overrides")
+    parser.add_argument("--write-docs", action="store_true", help="regenerate the table in docs/benchmarks.md")
     args = parser.parse_args()
 
     results = []
@@ -148,7 +151,8 @@ def main() -> None:
             results.append(run_one(args.config, init, seed, Path(args.out), args.rescore, args.set))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "diversity"}), flush=True)
     base = baseline(args.config, args.set)
-    print(table(results, base, args.inits))
+    text = table(results, base, args.inits)
+    print(text)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "config": args.config,
@@ -157,8 +161,15 @@ def main() -> None:
         "runs": results,
         "nearest_query_baseline": base,
     }
-    Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+    atomic_write_json(args.json, payload)
     print(f"wrote {args.json}")
+    if args.write_docs:
+        from quag.io import replace_marked_section
+
+        sets = " ".join(args.set)
+        command = "python benchmarks/decoder_init.py" + (f" --set {sets}" if sets else "") + " --write-docs"
+        doc = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+        print(f"wrote {replace_marked_section(doc, 'decoder-init', f'Output of `{command}`:' + chr(10) * 2 + text)}")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,9 @@ from typing import Any
 from fault_cases import damaged_input_cases, full_disk_cases
 from fault_workspace import REPO, Case, Workspace, finished_outputs_whole, quag, run_fingerprint, start, tree
 
-MARKERS = ("<!-- fault-suite:start -->", "<!-- fault-suite:end -->")
+from quag.io import replace_marked_section
+
+MARKER = "fault-suite"
 KILL_RUN = ("train.max_steps=24",)
 """The killed training: all three tasks, 16 steps per epoch, so a validation and a best checkpoint at step 16, the
 final validation at step 24, checkpoints every 3 steps (``TINY``)."""
@@ -197,12 +199,7 @@ def markdown(cases: list[Case], kills: dict[str, Any], disk_mode: str, command: 
 
 
 def write_doc(path: Path, table: str) -> None:
-    text = path.read_text()
-    start_marker, end_marker = MARKERS
-    i, j = text.find(start_marker), text.find(end_marker)
-    if i < 0 or j < i:
-        raise SystemExit(f"{path}: needs the lines {start_marker} and {end_marker} around the suite's table")
-    path.write_text(text[: i + len(start_marker)] + "\n" + table + "\n" + text[j:])
+    replace_marked_section(path, MARKER, table)
 
 
 def main() -> None:

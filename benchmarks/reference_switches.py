@@ -13,21 +13,22 @@ Run (after ``make demo``, which trains the checkpoint):
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 from pathlib import Path
 
 from quag.inference.api import run_inference
+from quag.io import replace_marked_section
 
 SWITCHES: dict[str, list[str]] = {
     "defaults (ours)": [],
     "eval.moment_decoding=reference": ["eval.moment_decoding=reference"],
+    "eval.segmentation_decoding=reference": ["eval.segmentation_decoding=reference"],
     "eval.segmentation_last=reference": ["eval.segmentation_last=reference"],
     "eval.segmentation_length=reference": ["eval.segmentation_length=reference"],
     "eval.caption_text=reference": ["eval.caption_text=reference"],
 }
-SWITCHES["all four"] = [o for v in SWITCHES.values() for o in v]
+SWITCHES["all of them"] = [o for v in SWITCHES.values() for o in v]
 
 COLUMNS = (
     "moment_retrieval/R@0.5",
@@ -87,13 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     text = table(measure(args.checkpoint, args.split), args.checkpoint, args.split)
     print(text)
     if args.write_docs:
-        doc = Path(__file__).resolve().parents[1] / "docs" / "reference.md"
-        start, end = "<!-- reference-switches:start -->", "<!-- reference-switches:end -->"
-        body = doc.read_text()
-        if start not in body or end not in body:
-            raise SystemExit(f"{doc}: markers {start} / {end} not found")
-        body = re.sub(f"{re.escape(start)}.*?{re.escape(end)}", f"{start}\n{text}\n{end}", body, flags=re.S)
-        doc.write_text(body)
+        doc = replace_marked_section(
+            Path(__file__).resolve().parents[1] / "docs" / "reference.md", "reference-switches", text
+        )
         print(f"wrote {doc}", file=sys.stderr)
     return 0
 

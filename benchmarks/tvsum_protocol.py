@@ -26,12 +26,12 @@ import logging
 import sys
 from pathlib import Path
 
+from quag.io import replace_marked_section
 from quag.tvsum.config import TVSumConfig, load_tvsum_config
 from quag.tvsum.protocol import (
     LabelFreeRule,
     label_free_from_cv,
     protocol_markdown,
-    replace_marked_section,
     run_protocol,
 )
 

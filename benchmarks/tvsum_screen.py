@@ -29,8 +29,8 @@ from typing import Any
 
 from tvsum_protocol import DOCS, add_protocol_arguments, build_config
 
-from quag.io import atomic_write_json, atomic_write_text
-from quag.tvsum.protocol import LabelFreeRule, label_free_from_cv, replace_marked_section, run_protocol
+from quag.io import atomic_write_json, atomic_write_text, replace_marked_section
+from quag.tvsum.protocol import LabelFreeRule, label_free_from_cv, run_protocol
 
 VARIANTS: dict[str, list[str]] = {
     "base": [],

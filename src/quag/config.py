@@ -228,14 +228,15 @@ class EvalConfig:
     segmentation_rounds: int = 20
     """Rounds of the island algorithm (the reference always runs 20)."""
     segmentation_threshold: float = 0.5
-    """Region expansion while p / p_max exceeds this."""
+    """Island algorithm only: region expansion while p / p_max exceeds this."""
     segmentation_min_gap: int = 5
-    """Minimum frames between kept boundaries."""
+    """Minimum frames between boundaries (both algorithms; the moment end may come sooner)."""
     segmentation_last: Literal["emit", "reference"] = "emit"
-    """``emit``: the last segment runs up to the moment end, so the segments tile the moment; ``reference``: it is
-    dropped, as in the authors' code (their evaluation restores it from the ground truth)."""
+    """Island algorithm only (``segmentation_decoding: reference``). ``emit``: the last segment runs up to the
+    moment end, so the segments tile the moment; ``reference``: it is dropped, as in the authors' code (their
+    evaluation restores it from the ground truth)."""
     segmentation_length: Literal["own", "reference"] = "own"
-    """Where the island walk of segmentation decoding stops on the right: ``own``: each video's own last frame;
+    """Island algorithm only. Where the island walk stops on the right: ``own``: each video's own last frame;
     ``reference``: the padded length of the batch, as in the authors' code (results then depend on which videos
     share a batch: a shorter video whose moment ends on its last frame walks one frame into the padding, which
     under ``segmentation_last: reference`` keeps its moment end where ``own`` loses it)."""

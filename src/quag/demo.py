@@ -79,7 +79,9 @@ def format_table(rows: dict[str, dict[str, float]], columns: tuple[str, ...] = T
     return "\n".join(lines)
 
 
-README_MARKERS = ("<!-- demo-table:start -->", "<!-- demo-table:end -->")
+README_MARKER = "demo-table"
+README_MARKERS = (f"<!-- {README_MARKER}:start -->", f"<!-- {README_MARKER}:end -->")
+"""The README lines around the demo's table."""
 """The README lines between which ``quag demo --write-readme`` writes :func:`markdown_table`."""
 
 
@@ -123,20 +125,14 @@ def readme_table(results: dict[str, Any]) -> str:
 
 
 def write_readme_table(readme: str | Path, table: str) -> Path:
-    """Replace the text between :data:`README_MARKERS` in ``readme`` by ``table`` (atomically).
+    """Replace the text between :data:`README_MARKER` in ``readme`` by ``table`` (atomically).
 
     Raises:
         ValueError: the markers are missing or out of order.
     """
-    from quag.io import atomic_write_text
+    from quag.io import replace_marked_section
 
-    path = Path(readme)
-    text = path.read_text()
-    start, end = README_MARKERS
-    i, j = text.find(start), text.find(end)
-    if i < 0 or j < i:
-        raise ValueError(f"{path}: needs the lines {start} and {end} (in that order) around the demo table")
-    return atomic_write_text(path, text[: i + len(start)] + "\n" + table + "\n" + text[j:])
+    return replace_marked_section(readme, README_MARKER, table)
 
 
 def _gt_record(v: Any) -> dict[str, Any]:

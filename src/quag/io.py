@@ -141,3 +141,19 @@ def prepare_output_folder(folder: str | Path, what: str) -> Path:
             "write to"
         ) from None
     return folder
+
+
+def replace_marked_section(path: str | Path, marker: str, body: str) -> Path:
+    """Replace the text between the lines ``<!-- marker:start -->`` and ``<!-- marker:end -->`` of ``path``
+    (atomically): how the demo and the benchmarks regenerate their tables in the README and the docs.
+
+    Raises:
+        ValueError: the markers are missing or out of order.
+    """
+    path = Path(path)
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    text = path.read_text()
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"{path}: needs the lines {start} and {end} (in that order) around the generated section")
+    return atomic_write_text(path, text[: i + len(start)] + "\n" + body.strip("\n") + "\n" + text[j:])

@@ -92,8 +92,8 @@ def test_postprocess_reference_semantics() -> None:
     assert postprocess_boundaries([], 7, 7, emit_last=True) == [7, 7]
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_sequential_decoding_equals_per_sample_loop(seed: int) -> None:
+@pytest.mark.parametrize("seed,min_gap", [(s, g) for s in range(6) for g in (1, 5)])
+def test_sequential_decoding_equals_per_sample_loop(seed: int, min_gap: int) -> None:
     B, T = 5, 60
     g = torch.Generator().manual_seed(200 + seed)
     lengths = torch.randint(20, T + 1, (B,), generator=g)
@@ -101,8 +101,10 @@ def test_sequential_decoding_equals_per_sample_loop(seed: int) -> None:
     me = torch.stack([torch.randint(int(n) // 2, int(n), (1,), generator=g)[0] for n in lengths])
     me[0] = ms[0]  # a zero-length moment
     frames = torch.stack([ms, me], dim=1)
-    fast = decode_sequential(FakeModel(B, T, seed), frames, lengths, max_steps=12)
-    assert fast == decode_sequential_naive(FakeModel(B, T, seed), frames, lengths, max_steps=12)
+    fast = decode_sequential(FakeModel(B, T, seed), frames, lengths, max_steps=12, min_gap=min_gap)
+    assert fast == decode_sequential_naive(FakeModel(B, T, seed), frames, lengths, max_steps=12, min_gap=min_gap)
     for b, bounds in enumerate(fast):
         assert bounds[0] == ms[b] and bounds[-1] == me[b] and len(bounds) >= 2
         assert all(x < y for x, y in zip(bounds[1:-1], bounds[2:], strict=False))
+        # every boundary but the moment end lies at least min_gap frames after the previous one
+        assert all(y - x >= min_gap for x, y in zip(bounds[:-2], bounds[1:-1], strict=True))

@@ -10,12 +10,12 @@ from types import ModuleType
 
 import pytest
 
+from quag.io import replace_marked_section
 from quag.tvsum.config import load_tvsum_config
 from quag.tvsum.protocol import (
     LabelFreeRule,
     check_label_free_epoch,
     label_free_from_cv,
-    replace_marked_section,
 )
 from tests.tvsum.helpers import tiny_tvsum_overrides
 
@@ -89,10 +89,10 @@ def test_label_free_rule_checks(tmp_path: Path) -> None:
 
 def test_marked_section(tmp_path: Path) -> None:
     doc = tmp_path / "d.md"
-    doc.write_text("a\n<!-- x:begin -->\nold\n<!-- x:end -->\nb\n")
+    doc.write_text("a\n<!-- x:start -->\nold\n<!-- x:end -->\nb\n")
     replace_marked_section(doc, "x", "new table")
-    assert doc.read_text() == "a\n<!-- x:begin -->\nnew table\n<!-- x:end -->\nb\n"
-    with pytest.raises(ValueError, match="no"):
+    assert doc.read_text() == "a\n<!-- x:start -->\nnew table\n<!-- x:end -->\nb\n"
+    with pytest.raises(ValueError, match="needs the lines"):
         replace_marked_section(doc, "y", "t")
 
 

@@ -368,17 +368,3 @@ def protocol_markdown(summary: dict[str, Any]) -> str:
         + walls
         + "\n"
     )
-
-
-def replace_marked_section(path: Path, marker: str, body: str) -> None:
-    """Replace the text between ``<!-- marker:begin -->`` and ``<!-- marker:end -->`` in ``path``.
-
-    Raises:
-        ValueError: the markers are missing or out of order.
-    """
-    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
-    text = path.read_text()
-    i, j = text.find(begin), text.find(end)
-    if i < 0 or j < i:
-        raise ValueError(f"{path} has no '{begin}' ... '{end}' section")
-    atomic_write_text(path, text[: i + len(begin)] + "\n" + body.rstrip("\n") + "\n" + text[j:])
