@@ -35,9 +35,7 @@ def test_trim_keeps_real_logits_and_loss() -> None:
             step_captioning_loss(cut, trimmed), step_captioning_loss(full, batch), rtol=1e-5, atol=1e-6
         )
         # counting [PAD] targets (the authors' loss) is another loss: the trainer does not trim then
-        assert not torch.isclose(
-            step_captioning_loss(full, batch, ignore_pad=False), step_captioning_loss(full, batch)
-        )
+        assert not torch.isclose(step_captioning_loss(full, batch, ignore_pad=False), step_captioning_loss(full, batch))
 
 
 def test_trim_leaves_other_tasks_and_full_batches() -> None:
