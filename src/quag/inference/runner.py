@@ -2,13 +2,15 @@
 
 * moment retrieval: :func:`~quag.inference.moments.decode_spans` on the start/end logits;
 * moment segmentation: the front end (QUAG: input embedding, MSP, QC2) runs once per batch, then each round of
-  :func:`~quag.inference.segmentation.decode_islands` runs only the context encoder and the head on the videos
-  still active;
+  :func:`~quag.inference.segmentation.decode_sequential` (default) or
+  :func:`~quag.inference.segmentation.decode_islands` (``eval.segmentation_decoding: reference``) runs only the
+  context encoder and the head on the videos still active;
 * step captioning: the encoder output of each step window feeds batched beam search with a key/value cache.
 
-Frames become seconds here (through :mod:`quag.data.timestamps`). In :func:`predict_end_to_end` the moment
-comes from retrieval, the steps from segmenting that moment, and the captions from those steps; nothing on disk
-is modified.
+Batches group examples of similar length (:func:`_loader`) and run under the autocast dtype of
+``eval.precision`` (docs/inference.md, "Batches, precision and speed"). Frames become seconds here (through
+:mod:`quag.data.timestamps`). In :func:`predict_end_to_end` the moment comes from retrieval, the steps from
+segmenting that moment, and the captions from those steps; nothing on disk is modified.
 """
 
 from __future__ import annotations
