@@ -2,6 +2,7 @@
 
     python benchmarks/bench_decode.py                                   # the demo's checkpoint on HiREST-sim val
     python benchmarks/bench_decode.py --checkpoint runs/X/checkpoints/best --split train --data-root data/hirest-sim
+    python benchmarks/bench_decode.py --device cuda                     # the same on a GPU
 
 Four decoding paths over every moment-retrieval (MR), moment-segmentation (MS) and step-captioning (SC) example of
 the split, in one run (each path is timed ``--repeats`` times, interleaved, and the median is kept):
@@ -136,7 +137,12 @@ PATHS: dict[str, dict[str, Any]] = {
 
 
 def decode_split(
-    model: HiRESTModel, datasets: dict, cfg: EvalConfig, path: dict[str, Any], counter: RoundCounter
+    model: HiRESTModel,
+    datasets: dict,
+    cfg: EvalConfig,
+    path: dict[str, Any],
+    counter: RoundCounter,
+    device: torch.device,
 ) -> tuple[dict[str, float], dict[str, Any], float]:
     """Seconds per task, official predictions per task, MS rounds per video."""
     ecfg = dataclasses.replace(cfg, **path["eval"])
@@ -145,7 +151,9 @@ def decode_split(
     with naive_path() if path.get("naive") else contextlib.nullcontext(), counter.counting(model):
         for task in TASKS:
             t0 = time.perf_counter()
-            preds[task] = runner.predict_task(model, datasets[task], ecfg, torch.device("cpu")).official
+            preds[task] = runner.predict_task(model, datasets[task], ecfg, device).official
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             seconds[task] = time.perf_counter() - t0
     return seconds, preds, counter.calls / max(1, len(datasets["moment_segmentation"]))
 
@@ -172,18 +180,20 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--data-root", help="default: the checkpoint's data.root")
     parser.add_argument("--repeats", type=int, default=3, help="timed decodings of the split per path")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--out", help="default: benchmarks/results/bench_decode.json (bench_decode_<split>.json)")
     parser.add_argument("--write-docs", action="store_true", help="regenerate the split's table in docs/inference.md")
     args = parser.parse_args()
 
-    model, cfg, _, _ = load_checkpoint(args.checkpoint, torch.device("cpu"))
+    device = torch.device(args.device)
+    model, cfg, _, _ = load_checkpoint(args.checkpoint, device)
     data_cfg = dataclasses.replace(cfg.data, root=args.data_root or cfg.data.root)
     store = make_store(data_cfg)
     if cfg.model.visual_dim == 0:
         store.drop_visual()
     videos = A.load_split(data_cfg.root, args.split)
     datasets = build_datasets(data_cfg, args.split, list(TASKS), training=False, store=store, videos=videos)
-    probe = gemm_probe()
+    probe = gemm_probe(args.device)
     sizes = {t: len(datasets[t]) for t in TASKS}
     print(
         f"{args.checkpoint} on {data_cfg.root} {args.split}: {sizes}; torch {torch.__version__}, "
@@ -197,7 +207,7 @@ def main() -> None:
     rounds: dict[str, float] = {}
     for r in range(args.repeats):  # interleaved: every path once per repeat
         for name, path in PATHS.items():
-            seconds, preds[name], rounds[name] = decode_split(model, datasets, cfg.eval, path, counter)
+            seconds, preds[name], rounds[name] = decode_split(model, datasets, cfg.eval, path, counter, device)
             runs[name].append(seconds)
             print(
                 f"  repeat {r + 1}/{args.repeats} {name}: " + ", ".join(f"{t} {s:.2f}s" for t, s in seconds.items()),

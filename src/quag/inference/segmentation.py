@@ -154,12 +154,12 @@ def decode_sequential_naive(
     for b in range(moment_frames.shape[0]):
         ms, me = int(moment_frames[b, 0]), int(moment_frames[b, 1])
         bounds = [ms]
-        boundary = torch.zeros(1, Tpad, dtype=torch.bool)
+        boundary = torch.zeros(1, Tpad, dtype=torch.bool, device=moment_frames.device)
         boundary[0, ms] = True
         while bounds[-1] < me and len(bounds) <= max_steps:
-            region = torch.zeros(1, Tpad, dtype=torch.bool)
+            region = torch.zeros(1, Tpad, dtype=torch.bool, device=moment_frames.device)
             region[0, bounds[-1] : me + 1] = True
-            logits = logits_fn(torch.tensor([b]), region, boundary.clone())[0].tolist()
+            logits = logits_fn(torch.tensor([b], device=moment_frames.device), region, boundary.clone())[0].tolist()
             candidates = [t for t in range(bounds[-1] + 1, me + 1) if t >= bounds[-1] + min_gap or t == me]
             nxt = max(candidates, key=lambda t: (logits[t], -t))
             bounds.append(nxt)
@@ -233,13 +233,14 @@ def decode_islands_naive(
     for b in range(moment_frames.shape[0]):
         Tpad = int(lengths.max())
         T, ms, me = int(lengths[b]) if length == "own" else Tpad, int(moment_frames[b, 0]), int(moment_frames[b, 1])
-        region = torch.zeros(1, Tpad, dtype=torch.bool)
+        region = torch.zeros(1, Tpad, dtype=torch.bool, device=moment_frames.device)
         region[0, ms : me + 1] = True
-        boundary = torch.zeros(1, Tpad, dtype=torch.bool)
+        boundary = torch.zeros(1, Tpad, dtype=torch.bool, device=moment_frames.device)
         boundary[0, ms] = True
         islands = []
         for _ in range(rounds):
-            logits = logits_fn(torch.tensor([b]), region.clone(), boundary.clone())[0].float()
+            row = torch.tensor([b], device=moment_frames.device)
+            logits = logits_fn(row, region.clone(), boundary.clone())[0].float()
             p = logits.masked_fill(~region[0], neg).softmax(dim=-1).tolist()
             peak = max(p)
             k = p.index(peak)
