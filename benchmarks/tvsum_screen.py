@@ -56,7 +56,11 @@ def variant_overrides(name: str) -> list[str]:
 
 
 def fmt(stats: dict[str, Any] | None) -> str:
-    return "-" if stats is None else f"{stats['Avg.']['mean']:.1f} ± {stats['Avg.']['std']:.1f}"
+    """Mean ± sample std over seeds; the mean alone for one seed (it has no spread to show)."""
+    if stats is None:
+        return "-"
+    avg = stats["Avg."]
+    return f"{avg['mean']:.1f}" if avg.get("n", 2) < 2 else f"{avg['mean']:.1f} ± {avg['std']:.1f}"
 
 
 def screen_markdown(rows: list[dict[str, Any]], epochs: int, seeds: list[int]) -> str:
@@ -78,8 +82,8 @@ def screen_markdown(rows: list[dict[str, Any]], epochs: int, seeds: list[int]) -
         )
     return (
         f"{epochs} epochs, seeds {', '.join(map(str, seeds))}; top-5 mAP (%) averaged over the categories, mean ± "
-        "sample std over seeds. The default is chosen by the label-free column, never by the protocol maximum, "
-        "which selects its epoch on the test videos.\n\n" + "\n".join(lines) + "\n"
+        "sample std over seeds (the mean alone for one seed). The default is chosen by the label-free column, never "
+        "by the protocol maximum, which selects its epoch on the test videos.\n\n" + "\n".join(lines) + "\n"
     )
 
 

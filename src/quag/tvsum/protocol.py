@@ -351,7 +351,16 @@ def protocol_markdown(summary: dict[str, Any]) -> str:
         stats = summary["rules"].get(rule)
         if stats is None:
             continue
-        cells = [f"{stats[c]['mean']:.1f} ± {stats[c]['std']:.1f}" if c in stats else "-" for c in cols]
+        cells = [
+            (
+                "-"
+                if c not in stats
+                else f"{stats[c]['mean']:.1f}"
+                if stats[c]["n"] < 2
+                else f"{stats[c]['mean']:.1f} ± {stats[c]['std']:.1f}"
+            )
+            for c in cols
+        ]
         lines.append(f"| **QUAG (ours, {names[rule]})** | " + " | ".join(cells) + " |")
     seeds = ", ".join(str(s) for s in summary["seeds"])
     walls = ", ".join(
