@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 
 from quag.io import replace_marked_section
 from quag.tvsum.config import load_tvsum_config
@@ -42,7 +43,14 @@ def test_protocol_jobs_resume_and_rules(
 ) -> None:
     protocol = benchmark("tvsum_protocol")
     out = tmp_path / "p"
-    assert protocol.main(args(synthetic_tvsum, out, "--label-free-epoch", "2")) == 0
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # not the jobs' train.num_threads (1)
+    try:
+        assert protocol.main(args(synthetic_tvsum, out, "--label-free-epoch", "2")) == 0
+        # the in-process jobs give the caller its thread count back (later work in the process depends on it)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
     printed = capsys.readouterr().out
     assert "[4/4]" in printed and "ETA" in printed and "label-free rule: --label-free-epoch 2" in printed
     summary = json.loads((out / "summary.json").read_text())

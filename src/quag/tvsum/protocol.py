@@ -31,13 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from quag.io import atomic_path, atomic_write_json, atomic_write_text
 from quag.tvsum.config import TVSUM_CATEGORIES, TVSumConfig, dump_tvsum_config
 from quag.tvsum.data import TVSUM_SPLITS, TVSumVideo, load_tvsum, resolve_tvsum_dir
-from quag.tvsum.table import PAPER_TABLE5, annotator_mean_reference, mean_std
-from quag.tvsum.train import train_category
+from quag.tvsum.table import PAPER_TABLE5, annotator_mean_reference, summarize_scores
+from quag.tvsum.train import torch_threads, train_category
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +101,8 @@ def run_job(
     out_dir: Path,
 ) -> dict[str, Any]:
     """Train one (seed, category), write its evaluations and then its JSON; returns the JSON content."""
-    torch.set_num_threads(cfg.train.num_threads)
-    result = train_category(cfg, train_videos, test_videos, seed, category=category, keep_eval_predictions=True)
+    with torch_threads(cfg.train.num_threads):
+        result = train_category(cfg, train_videos, test_videos, seed, category=category, keep_eval_predictions=True)
     arrays = {"epochs": np.array([int(e) for e, _ in result.curve])}
     for v in test_videos:  # float32 logits stored as float32: lossless
         arrays[v.video_id] = np.array([p[v.video_id] for p in result.eval_predictions], dtype=np.float32)
@@ -231,8 +230,7 @@ def run_protocol(
     try:
         for s in seeds:
             start = time.perf_counter()
-            if pool is None:
-                torch.set_num_threads(cfg.train.num_threads)
+            if pool is None:  # run_job sets the thread count
                 for cat in todo[s]:
                     records[s][cat] = run_job(cfg, cat, *split(cat), s, out_dir)
                     report(records[s][cat])
@@ -267,19 +265,6 @@ def _previous_summary(out_dir: Path, fingerprint: str) -> dict[str, float | None
     return {s: w.get("elapsed_s") for s, w in old.get("wall_s", {}).items()}
 
 
-def summarize_rule(per_seed: dict[int, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """``{column: {"mean", "std", "n"}}`` over seeds; ``Avg.`` is each seed's mean over the categories."""
-    seeds = sorted(per_seed)
-    categories = [c for c in TVSUM_CATEGORIES if all(c in per_seed[s] for s in seeds)]
-    columns = {c: [per_seed[s][c] for s in seeds] for c in categories}
-    columns["Avg."] = [sum(per_seed[s][c] for c in categories) / len(categories) for s in seeds]
-    out = {}
-    for col, vals in columns.items():
-        mean, std = mean_std(vals)
-        out[col] = {"mean": mean, "std": std, "n": len(vals)}
-    return out
-
-
 def write_protocol_summary(
     cfg: TVSumConfig,
     out_dir: Path,
@@ -304,7 +289,7 @@ def write_protocol_summary(
         for rule, p in preds.items():
             if p:
                 atomic_write_json(out_dir / "predictions" / f"seed_{s}" / f"{rule}.json", p, indent=None)
-    rules = {r: summarize_rule(v) for r, v in per_seed.items() if v}
+    rules = {r: summarize_scores(v) for r, v in per_seed.items() if v}
     wall = {
         str(s): {"elapsed_s": elapsed.get(s), "job_s_sum": sum(float(r["wall_s"]) for r in cats.values())}
         for s, cats in sorted(records.items())

@@ -48,11 +48,20 @@ def summarize(results: Mapping[int, Mapping[str, _HasMaps]], kind: str) -> dict[
     """
     if kind not in ("protocol", "fixed"):
         raise ValueError(f"kind must be 'protocol' or 'fixed', got {kind!r}")
-    seeds = sorted(results)
-    categories = [c for c in TVSUM_CATEGORIES if all(c in results[s] for s in seeds)]
-    per_seed = {s: {c: getattr(results[s][c], f"{kind}_map") for c in categories} for s in seeds}
+    return summarize_scores(
+        {s: {c: getattr(r, f"{kind}_map") for c, r in by_category.items()} for s, by_category in results.items()}
+    )
+
+
+def summarize_scores(per_seed: Mapping[int, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """``{column: {"mean", "std", "n"}}`` over seeds of ``{seed: {category: mAP}}``.
+
+    Columns are the categories present in every seed plus ``Avg.`` (each seed's mean over those categories).
+    """
+    seeds = sorted(per_seed)
+    categories = [c for c in TVSUM_CATEGORIES if all(c in per_seed[s] for s in seeds)]
     columns: dict[str, list[float]] = {c: [per_seed[s][c] for s in seeds] for c in categories}
-    columns["Avg."] = [sum(per_seed[s].values()) / len(categories) for s in seeds]
+    columns["Avg."] = [sum(per_seed[s][c] for c in categories) / len(categories) for s in seeds]
     out = {}
     for col, vals in columns.items():
         mean, std = mean_std(vals)

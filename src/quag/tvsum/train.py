@@ -24,7 +24,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,18 @@ class CategoryResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CategoryResult:
         return cls(**data)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block on ``n`` intra-op threads and restore the caller's count after it (the in-process path must
+    not leave the thread count changed: results of later work in the process depend on it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def seed_everything(seed: int) -> None:
@@ -251,13 +264,13 @@ def train_job(
     queue: Any | None,
 ) -> dict[str, Any]:
     """One (seed, category) in a worker process; epochs are reported through ``queue`` as (category, epoch, info)."""
-    torch.set_num_threads(cfg.train.num_threads)
 
     def report(epoch: int, info: dict[str, float]) -> None:
         if queue is not None:
             queue.put((category, epoch, info))
 
-    return train_category(cfg, train_videos, test_videos, seed, category=category, progress=report).to_dict()
+    with torch_threads(cfg.train.num_threads):
+        return train_category(cfg, train_videos, test_videos, seed, category=category, progress=report).to_dict()
 
 
 class _SeedProgress:
@@ -314,14 +327,14 @@ def _run_jobs(
         results[result.category] = result
 
     if cfg.train.workers == 1 or len(categories) == 1:
-        torch.set_num_threads(cfg.train.num_threads)
-        for cat in categories:
-            train_v, test_v = jobs_args(cat)
+        with torch_threads(cfg.train.num_threads):
+            for cat in categories:
+                train_v, test_v = jobs_args(cat)
 
-            def on_epoch(epoch: int, info: dict[str, float], cat: str = cat) -> None:
-                bar.update(cat, epoch, info)
+                def on_epoch(epoch: int, info: dict[str, float], cat: str = cat) -> None:
+                    bar.update(cat, epoch, info)
 
-            record(train_category(cfg, train_v, test_v, seed, category=cat, progress=on_epoch))
+                record(train_category(cfg, train_v, test_v, seed, category=cat, progress=on_epoch))
         return results
 
     import multiprocessing as mp
