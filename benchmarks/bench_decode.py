@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import statistics
 import sys
 import time
@@ -39,13 +40,11 @@ from quag.config import EvalConfig
 from quag.data import annotations as A
 from quag.data.collate import Batch
 from quag.data.datasets import build_datasets, make_store
-from quag.data.tokenizer import get_tokenizer
 from quag.evaluation.selection import evaluate_task_predictions
 from quag.inference import runner
 from quag.inference.segmentation import decode_islands_naive, postprocess_boundaries
 from quag.io import atomic_write_json, atomic_write_text, replace_marked_section
 from quag.models import HiRESTModel
-from quag.models.generation import generate_beam
 
 sys.path.insert(0, str(Path(__file__).parent))
 from probe import gemm_probe  # noqa: E402
@@ -77,29 +76,13 @@ def naive_boundaries(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> list[
     ]
 
 
-def naive_captions(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> list[str]:
-    """Beam search without the decoder's key/value cache (every step reruns the whole prefix)."""
-    front = model.encode_front(batch.video, batch.transcript, batch.query_embedding, batch.video_mask)
-    h = model.encode_context(front.features, batch.video_mask, batch.moment_mask, None)
-    ids = generate_beam(
-        model.decoder,
-        h,
-        batch.video_mask,
-        cfg.num_beams,
-        cfg.max_caption_tokens,
-        cfg.length_penalty,
-        use_cache=False,
-    )
-    return [get_tokenizer().decode(x, cfg.caption_text) for x in ids]
-
-
 @contextlib.contextmanager
 def naive_path() -> Iterator[None]:
     """Swap the runner's segmentation and captioning decoders for the naive ones, and batch in dataset order."""
     saved = runner.predict_boundaries, runner.predict_captions, runner._loader
     loader = saved[2]
     runner.predict_boundaries = naive_boundaries  # type: ignore[assignment]
-    runner.predict_captions = naive_captions  # type: ignore[assignment]
+    runner.predict_captions = functools.partial(saved[1], use_cache=False)  # type: ignore[assignment]
     runner._loader = lambda ds, bs, idx, workers=0, by_length=True: loader(ds, bs, idx, workers, by_length=False)  # type: ignore[assignment]
     try:
         yield

@@ -18,26 +18,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.helpers: the hash text encoder and the video generator
 
-TINY = [
-    "model.hidden_dim=32",
-    "model.num_heads=2",
-    "model.ffn_dim=64",
-    "model.num_encoder_layers=1",
-    "model.decoder_layers=1",
-    "model.query_dim=384",
-    "model.attention_dropout=0.0",
-    "train.batch_size=4",
-    "train.lr=1e-3",
-    "train.warmup_ratio=0.0",
-    "train.log_every=1",
-    "train.save_every=3",
-    "train.epochs=2",
-    "eval.batch_size=8",
-    "eval.num_beams=2",
-    "eval.max_caption_tokens=8",
-    "eval.segmentation_rounds=4",
-    "eval.val_caption_metrics=[CIDEr]",
-]
+from tests.training.helpers import TINY as TEST_TINY  # noqa: E402 (after the sys.path entry above)
+
+TINY = [*TEST_TINY, "train.save_every=3", "train.epochs=2"]
+"""The tiny model and decoding of the training tests, checkpointing every 3 steps for 2 epochs."""
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -127,7 +127,9 @@ def predict_boundaries(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> lis
 
 
 @torch.no_grad()
-def predict_captions(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> list[str]:
+def predict_captions(model: HiRESTModel, batch: Batch, cfg: EvalConfig, use_cache: bool = True) -> list[str]:
+    """A caption per step window of ``batch`` (beam search; ``use_cache=False`` reruns the whole prefix every
+    step, the same captions more slowly: the benchmarks' naive path)."""
     front = model.encode_front(batch.video, batch.transcript, batch.query_embedding, batch.video_mask)
     h = model.encode_context(front.features, batch.video_mask, batch.moment_mask, None)
     ids = generate_beam(
@@ -137,6 +139,7 @@ def predict_captions(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> list[
         num_beams=cfg.num_beams,
         max_len=cfg.max_caption_tokens,
         length_penalty=cfg.length_penalty,
+        use_cache=use_cache,
     )
     tok = get_tokenizer()
     return [tok.decode(x, cfg.caption_text) for x in ids]
