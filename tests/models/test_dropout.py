@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from quag.models.layers import Dropout, dropout, scaled_dot_product_attention
+from quag.models.layers import Dropout, dropout, dropout_keep_mask, scaled_dot_product_attention
 
 
 def test_drop_rate_scale_and_gradient() -> None:
@@ -15,6 +15,22 @@ def test_drop_rate_scale_and_gradient() -> None:
     y.sum().backward()
     assert torch.equal(x.grad != 0, kept)  # gradient flows only through kept elements, scaled like the values
     assert torch.allclose(x.grad[kept], torch.full_like(x.grad[kept], 1 / 0.9))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_mask_as_a_factor_equals_where(dtype: torch.dtype) -> None:
+    """``x * keep * scale`` gives exactly ``where(keep, x * scale, 0)`` (the same draws, values and gradient)."""
+    x = torch.randn(3, 7, 65, dtype=dtype, requires_grad=True)
+    torch.manual_seed(3)
+    y = dropout(x, 0.1)
+    torch.manual_seed(3)
+    keep = dropout_keep_mask(x.shape, 0.1)
+    want = torch.where(keep, x * (1.0 / 0.9), 0.0)
+    assert y.dtype == dtype and torch.equal(y, want)
+    g = torch.randn_like(y)
+    (gy,) = torch.autograd.grad(y, x, g)
+    (gw,) = torch.autograd.grad(want, x, g)
+    assert torch.equal(gy, gw)
 
 
 def test_eval_mode_and_edge_probabilities() -> None:
