@@ -6,8 +6,9 @@
 
 Every variant is the base config (``--config`` and the plain overrides) plus its own overrides (``VARIANTS``,
 and each ``--combine a+b`` unites theirs), run by ``benchmarks/tvsum_protocol.py``'s machinery at ``--epochs``
-(default 400) for ``--seeds`` (default 0 1) into ``<out-dir>/<variant>/`` (default out-dir
-``runs/tvsum/screen/<name>``): finished jobs are skipped, so an interrupted screen resumes.
+(default 400) for ``--seeds`` (default 0 1; the base variant ``--base-seeds`` when given, e.g. 0 1 2 for the
+default setting) into ``<out-dir>/<variant>/`` (default out-dir ``runs/tvsum/screen/<name>``): finished jobs are
+skipped, so an interrupted screen resumes.
 
 Label-free epoch per variant: ``<label-free-cv-dir>/screen_<variant>.json`` when that CV file exists (print the
 commands that make them with ``--print-cv-commands``), else ``--label-free-epoch``; the table names the rule
@@ -63,10 +64,11 @@ def fmt(stats: dict[str, Any] | None) -> str:
     return f"{avg['mean']:.1f}" if avg.get("n", 2) < 2 else f"{avg['mean']:.1f} ± {avg['std']:.1f}"
 
 
-def screen_markdown(rows: list[dict[str, Any]], epochs: int, seeds: list[int]) -> str:
+def screen_markdown(rows: list[dict[str, Any]], epochs: int) -> str:
     lines = [
-        "| Variant | Overrides | Params (M) | Protocol max | Label-free | Label-free epoch | Fixed | Wall min / seed |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Variant | Overrides | Seeds | Params (M) | Protocol max | Label-free | Label-free epoch | Fixed "
+        "| Wall min / seed |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s = r["summary"]
@@ -76,12 +78,13 @@ def screen_markdown(rows: list[dict[str, Any]], epochs: int, seeds: list[int]) -
         lf_text = "-" if lf is None else f"{lf['epoch']} ({lf['source']})"
         rules = s["rules"]
         lines.append(
-            f"| {r['variant']} | {' '.join(f'`{o}`' for o in r['overrides']) or '-'} | {s['params'] / 1e6:.2f} | "
+            f"| {r['variant']} | {' '.join(f'`{o}`' for o in r['overrides']) or '-'} | "
+            f"{' '.join(map(str, r['seeds']))} | {s['params'] / 1e6:.2f} | "
             f"{fmt(rules.get('protocol'))} | {fmt(rules.get('label_free'))} | "
             f"{lf_text} | {fmt(rules.get('fixed'))} | {wall} |"
         )
     return (
-        f"{epochs} epochs, seeds {', '.join(map(str, seeds))}; top-5 mAP (%) averaged over the categories, mean ± "
+        f"{epochs} epochs; top-5 mAP (%) averaged over the categories, mean ± "
         "sample std over seeds (the mean alone for one seed). The default is chosen by the label-free column, never "
         "by the protocol maximum, which selects its epoch on the test videos.\n\n" + "\n".join(lines) + "\n"
     )
@@ -94,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", help="output folder (default runs/tvsum/screen/<name>)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help="variants to run (default: all)")
     parser.add_argument("--combine", nargs="*", default=[], help="extra variants joining others, e.g. tokens+position")
+    parser.add_argument("--base-seeds", type=int, nargs="+", help="seeds of the base variant (default: --seeds)")
     parser.add_argument("--label-free-epoch", type=int, help="label-free epoch of variants without a CV file")
     parser.add_argument("--label-free-cv-dir", help="folder of CV results named screen_<variant>.json")
     parser.add_argument("--print-cv-commands", action="store_true", help="print the CV command of each variant, exit")
@@ -117,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for n in names:
         overrides = variant_overrides(n)
-        cfg = build_config(args, [*overrides, f"name={args.name}_{n}"])
+        seeds = args.base_seeds if n == "base" and args.base_seeds else args.seeds
+        cfg = build_config(argparse.Namespace(**{**vars(args), "seeds": seeds}), [*overrides, f"name={args.name}_{n}"])
         rule = None
         cv = Path(args.label_free_cv_dir) / f"screen_{n}.json" if args.label_free_cv_dir else None
         if cv is not None and cv.is_file():
@@ -126,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             rule = LabelFreeRule(args.label_free_epoch, f"--label-free-epoch {args.label_free_epoch}, no CV of its own")
         print(f"== {n}: {' '.join(overrides) or '(base)'}; label-free: {'none' if rule is None else rule.source}")
         summary = run_protocol(cfg, root / n, rule, log=lambda line: print("  " + line, flush=True))
-        rows.append({"variant": n, "overrides": overrides, "summary": summary})
-    table = screen_markdown(rows, args.epochs, args.seeds)
+        rows.append({"variant": n, "overrides": overrides, "seeds": seeds, "summary": summary})
+    table = screen_markdown(rows, args.epochs)
     atomic_write_json(root / "screen.json", {"variants": rows, "base_overrides": args.overrides})
     atomic_write_text(root / "screen.md", table)
     print(table)

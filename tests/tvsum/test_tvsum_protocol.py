@@ -113,9 +113,12 @@ def test_screen_runs_variants(synthetic_tvsum: Path, tmp_path: Path, capsys: pyt
         *args(synthetic_tvsum, out)[: -len(tiny_tvsum_overrides(synthetic_tvsum))],
     ]
     argv += ["--variants", "base", "global_token", "--combine", "tokens+position"]
-    assert screen.main([*argv, "--label-free-epoch", "2"]) == 0
+    assert screen.main([*argv, "--label-free-epoch", "2", "--base-seeds", "0", "1", "2"]) == 0
     table = (out / "screen.md").read_text()
-    assert "| base |" in table and "| tokens+position |" in table and "no CV of its own" in table
+    assert "| base | - | 0 1 2 |" in table and "| tokens+position |" in table and "no CV of its own" in table
+    assert "| global_token | `model.saliency_head=global_token` | 0 1 |" in table
     assert (out / "tokens+position" / "jobs" / "seed_1" / "BK.json").is_file()
+    assert (out / "base" / "jobs" / "seed_2" / "BK.json").is_file()
+    assert not (out / "global_token" / "jobs" / "seed_2").exists()
     assert screen.main([*argv, "--print-cv-commands"]) == 0
     assert "tvsum_cv.py --name screen_global_token" in capsys.readouterr().out
