@@ -292,13 +292,14 @@ def sitting_code() -> Iterator[None]:
         layers.dropout = today  # type: ignore[assignment]
 
 
-def machine_speed(train_rows: list[dict[str, Any]], then: dict[str, float]) -> float:
-    """This machine's time over the external sitting's for the same code (runs before the sitting row: today's)."""
-    return statistics.median(
-        by["fp32_sitting_ms" if "fp32_sitting_ms" in by else "fp32_ms"] / then[by["name"]]
-        for by in train_rows
-        if by["name"] in SAME_CODE_ROWS
-    )
+def machine_speeds(train_rows: list[dict[str, Any]], then: dict[str, float]) -> dict[str, float]:
+    """Per same-code row: this machine's time over the external sitting's (runs made before the sitting row
+    existed give today's fp32 time)."""
+    return {
+        r["name"]: r["fp32_sitting_ms" if "fp32_sitting_ms" in r else "fp32_ms"] / then[r["name"]]
+        for r in train_rows
+        if r["name"] in SAME_CODE_ROWS
+    }
 
 
 def render(payload: dict[str, Any]) -> str:
@@ -336,14 +337,16 @@ def render(payload: dict[str, Any]) -> str:
 
     ext = payload["external"]
     ext_fp32, ext_bf16, then = ext["authors_fp32_ms"], ext["authors_bf16_autocast_ms"], ext["quag_fp32_ms_then"]
-    speed = machine_speed(train_rows, then)
-    sitting = [f"{r['fp32_sitting_ms']:.0f}" for r in train_rows if "fp32_sitting_ms" in r]
+    speeds = machine_speeds(train_rows, then)
+    speed = statistics.median(speeds.values())
+    sitting = " (where-mask dropout)" if any("fp32_sitting_ms" in r for r in train_rows) else ""
+    each = ", ".join(f"{name.removeprefix('train ')} {v:.2f}x" for name, v in speeds.items())
     lines += [
         "",
         "external figures (not measured here): " + ext["source"],
-        f"machine speed: quag's fp32 training steps ({', '.join(SAME_CODE_ROWS)}) as they ran at that sitting"
-        + (f" (where-mask dropout: {' and '.join(sitting)} ms here)" if sitting else "")
-        + f" take {speed:.2f}x their time then, so the authors' figures are also shown scaled by it",
+        f"machine speed: quag's fp32 training steps as they ran at that sitting{sitting} take {each} their time "
+        f"then; the authors' figures are also shown scaled by the median, {speed:.2f}x (a spread between the rows "
+        "is timing noise of this machine, and the scaled ratios carry it)",
         "row                                          authors fp32  authors bf16  quag bf16 now"
         "  authors fp32 / quag bf16",
     ]

@@ -24,8 +24,8 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     ``F.dropout``, but a different stream. On other devices this is ``F.dropout``.
 
     The mask is applied as a 0/1 ``uint8`` factor (``x * keep * scale``): the same values as
-    ``where(keep, x * scale, 0)``, but CPU kernels on bool tensors (``where``, ``masked_fill``) are not
-    vectorised and run about 3x slower than a multiply, forward and backward.
+    ``where(keep, x * scale, 0)``, forward and backward, without CPU ``where``/``masked_fill`` on a bool mask,
+    which are slower than a multiply.
     """
     if not training or p == 0.0:
         return x
