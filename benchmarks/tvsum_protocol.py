@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--label-free-epoch", type=int, help="label-free epoch, fixed in advance from a CV run")
     group.add_argument("--label-free-from", help="CV result (runs/tvsum/cv/<name>.json) whose best epoch to use")
+    parser.add_argument(
+        "--docs-section",
+        default="tvsum-protocol",
+        help="marked section of docs/tvsum.md that --write-docs fills (default tvsum-protocol)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"-> {out_dir} (summary.json, table.md, predictions/)")
     if args.write_docs:
         command = "python benchmarks/tvsum_protocol.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        replace_marked_section(DOCS, "tvsum-protocol", f"Filled by `{command}`.\n\n{table}")
+        replace_marked_section(DOCS, args.docs_section, f"Filled by `{command}`.\n\n{table}")
         print(f"updated {DOCS}")
     return 0
 

@@ -39,7 +39,7 @@ def args(synthetic: Path, out: Path, *extra: str) -> list[str]:
 
 
 def test_protocol_jobs_resume_and_rules(
-    synthetic_tvsum: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    synthetic_tvsum: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     protocol = benchmark("tvsum_protocol")
     out = tmp_path / "p"
@@ -81,6 +81,16 @@ def test_protocol_jobs_resume_and_rules(
     assert "[1/1] seed 0 VU" in printed and "label-free rule: none" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["wall_s"]["0"]["elapsed_s"] is None and "label_free" not in summary["rules"]
+    # --write-docs fills the section --docs-section names, and only it; finished jobs are not rerun.
+    doc = tmp_path / "tvsum.md"
+    doc.write_text(
+        "<!-- tvsum-protocol:start -->\nkeep\n<!-- tvsum-protocol:end -->\n<!-- p400:start -->\n<!-- p400:end -->\n"
+    )
+    monkeypatch.setattr(protocol, "DOCS", doc)
+    assert protocol.main(args(synthetic_tvsum, out, "--docs-section", "p400", "--write-docs")) == 0
+    text = doc.read_text()
+    assert "\nkeep\n" in text and "Filled by `python benchmarks/tvsum_protocol.py" in text and "QUAG (paper)" in text
+    assert "[1/" not in capsys.readouterr().out
 
 
 def test_label_free_rule_checks(tmp_path: Path) -> None:
