@@ -32,6 +32,7 @@ from tvsum_protocol import DOCS, add_protocol_arguments, build_config
 
 from quag.io import atomic_write_json, atomic_write_text, replace_marked_section
 from quag.tvsum.protocol import LabelFreeRule, label_free_from_cv, run_protocol
+from quag.tvsum.table import mean_std_cell
 
 VARIANTS: dict[str, list[str]] = {
     "base": [],
@@ -57,11 +58,8 @@ def variant_overrides(name: str) -> list[str]:
 
 
 def fmt(stats: dict[str, Any] | None) -> str:
-    """Mean ± sample std over seeds; the mean alone for one seed (it has no spread to show)."""
-    if stats is None:
-        return "-"
-    avg = stats["Avg."]
-    return f"{avg['mean']:.1f}" if avg.get("n", 2) < 2 else f"{avg['mean']:.1f} ± {avg['std']:.1f}"
+    """The average over categories as mean ± sample std over seeds (the mean alone for one seed)."""
+    return "-" if stats is None else mean_std_cell(stats["Avg."])
 
 
 def screen_markdown(rows: list[dict[str, Any]], epochs: int) -> str:

@@ -35,7 +35,7 @@ import numpy as np
 from quag.io import atomic_path, atomic_write_json, atomic_write_text
 from quag.tvsum.config import TVSUM_CATEGORIES, TVSumConfig, dump_tvsum_config
 from quag.tvsum.data import TVSUM_SPLITS, TVSumVideo, load_tvsum, resolve_tvsum_dir
-from quag.tvsum.table import PAPER_TABLE5, annotator_mean_reference, summarize_scores
+from quag.tvsum.table import PAPER_TABLE5, annotator_mean_reference, mean_std_cell, summarize_scores
 from quag.tvsum.train import torch_threads, train_category
 
 logger = logging.getLogger(__name__)
@@ -336,16 +336,7 @@ def protocol_markdown(summary: dict[str, Any]) -> str:
         stats = summary["rules"].get(rule)
         if stats is None:
             continue
-        cells = [
-            (
-                "-"
-                if c not in stats
-                else f"{stats[c]['mean']:.1f}"
-                if stats[c]["n"] < 2
-                else f"{stats[c]['mean']:.1f} ± {stats[c]['std']:.1f}"
-            )
-            for c in cols
-        ]
+        cells = [mean_std_cell(stats[c]) if c in stats else "-" for c in cols]
         lines.append(f"| **QUAG (ours, {names[rule]})** | " + " | ".join(cells) + " |")
     seeds = ", ".join(str(s) for s in summary["seeds"])
     walls = ", ".join(

@@ -69,6 +69,12 @@ def summarize_scores(per_seed: Mapping[int, Mapping[str, float]]) -> dict[str, d
     return out
 
 
+def mean_std_cell(stat: Mapping[str, float]) -> str:
+    """A :func:`summarize_scores` entry as a table cell: ``mean ± std``, or the mean alone for one seed (it has no
+    spread to show); an entry without ``n`` (older summaries) counts as several seeds."""
+    return f"{stat['mean']:.1f}" if stat.get("n", 2) < 2 else f"{stat['mean']:.1f} ± {stat['std']:.1f}"
+
+
 def markdown_table(
     summaries: Mapping[str, Mapping[str, Mapping[str, float]]],
     references: Mapping[str, Mapping[str, float]] | None = None,
