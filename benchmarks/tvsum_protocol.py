@@ -26,7 +26,7 @@ import logging
 import sys
 from pathlib import Path
 
-from quag.io import replace_marked_section
+from quag.io import marked_section, replace_marked_section
 from quag.tvsum.config import TVSumConfig, load_tvsum_config
 from quag.tvsum.protocol import (
     LabelFreeRule,
@@ -80,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    if args.write_docs:
+        try:  # before hours of training, not after
+            marked_section(DOCS, args.docs_section)
+        except ValueError as e:
+            parser.error(f"--docs-section {args.docs_section}: {e}")
 
     cfg = build_config(args, [f"name={args.name}"])
     out_dir = Path(args.out_dir) if args.out_dir else Path(cfg.output_dir) / "protocol" / args.name

@@ -143,9 +143,9 @@ def prepare_output_folder(folder: str | Path, what: str) -> Path:
     return folder
 
 
-def replace_marked_section(path: str | Path, marker: str, body: str) -> Path:
-    """Replace the text between the lines ``<!-- marker:start -->`` and ``<!-- marker:end -->`` of ``path``
-    (atomically): how the demo and the benchmarks regenerate their tables in the README and the docs.
+def marked_section(path: str | Path, marker: str) -> tuple[str, int, int]:
+    """The text of ``path`` and the offsets of its ``<!-- marker:start -->`` / ``<!-- marker:end -->`` lines; call it
+    before long work whose result :func:`replace_marked_section` will write, so a missing marker fails first.
 
     Raises:
         ValueError: the markers are missing or out of order.
@@ -156,4 +156,15 @@ def replace_marked_section(path: str | Path, marker: str, body: str) -> Path:
     i, j = text.find(start), text.find(end)
     if i < 0 or j < i:
         raise ValueError(f"{path}: needs the lines {start} and {end} (in that order) around the generated section")
-    return atomic_write_text(path, text[: i + len(start)] + "\n" + body.strip("\n") + "\n" + text[j:])
+    return text, i + len(start), j
+
+
+def replace_marked_section(path: str | Path, marker: str, body: str) -> Path:
+    """Replace the text between the lines ``<!-- marker:start -->`` and ``<!-- marker:end -->`` of ``path``
+    (atomically): how the demo and the benchmarks regenerate their tables in the README and the docs.
+
+    Raises:
+        ValueError: the markers are missing or out of order.
+    """
+    text, i, j = marked_section(path, marker)
+    return atomic_write_text(path, text[:i] + "\n" + body.strip("\n") + "\n" + text[j:])

@@ -91,6 +91,14 @@ def test_protocol_jobs_resume_and_rules(
     text = doc.read_text()
     assert "\nkeep\n" in text and "Filled by `python benchmarks/tvsum_protocol.py" in text and "QUAG (paper)" in text
     assert "[1/" not in capsys.readouterr().out
+    # A section the docs lack is refused before any job runs, in one line.
+    (out / "jobs" / "seed_0" / "VU.json").unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        protocol.main(args(synthetic_tvsum, out, "--docs-section", "missing", "--write-docs"))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--docs-section missing" in err and "<!-- missing:start -->" in err and "Traceback" not in err
+    assert not (out / "jobs" / "seed_0" / "VU.json").exists()
 
 
 def test_label_free_rule_checks(tmp_path: Path) -> None:
