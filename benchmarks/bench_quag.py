@@ -26,10 +26,12 @@ import contextlib
 import copy
 import json
 import math
+import os
 import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -228,6 +230,57 @@ def peak_memory_child(steps: int, release_memory: bool, bf16: bool, device: str)
     print(json.dumps({"peak_gib": peak, "ms_per_step": ms}))
 
 
+def memory_phases(rounds: int, bf16: bool) -> dict[str, dict[str, float]]:
+    """Where the CPU training peak happens: the highest resident memory (GiB) seen in each phase of each task's step.
+
+    A thread reads ``/proc/self/statm`` every 0.5 ms while the three tasks step in turn, ``rounds`` times; the first
+    round (the optimizer state being created) is left out. The phases are the step's: forward + loss, backward,
+    gradient clipping + optimizer step + freeing the gradients.
+    """
+    statm = Path("/proc/self/statm")
+    if not statm.is_file():
+        raise SystemExit("--memory-phases reads /proc/self/statm (Linux only)")
+    page = os.sysconf("SC_PAGE_SIZE")
+    model = paper_model().train()
+    opt = build_optimizer(model, 1e-5, 0.01)
+    tasks = ("moment_retrieval", "moment_segmentation", "step_captioning")
+    batches = {t: trim_caption_padding(make_batch(t)) for t in tasks}
+    phase = [""]
+    peaks: dict[str, dict[str, float]] = {t: {} for t in tasks}
+    done = threading.Event()
+
+    def sample() -> None:
+        with statm.open() as f:
+            while not done.is_set():
+                f.seek(0)
+                rss = int(f.read().split()[1]) * page / 2**30
+                if phase[0]:
+                    task, name = phase[0].split(":")
+                    peaks[task][name] = max(peaks[task].get(name, 0.0), rss)
+                time.sleep(0.0005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    for r in range(rounds):
+        for task in tasks:
+            batch = batches[task]
+            tag = task if r else ""  # round 0 creates the optimizer state: not sampled
+            phase[0] = tag and f"{tag}:forward"
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = total_loss(task, model(batch), batch, 0.0003)["loss"]
+            phase[0] = tag and f"{tag}:backward"
+            loss.backward()
+            phase[0] = tag and f"{tag}:clip + step"
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            del loss
+    time.sleep(0.01)
+    done.set()
+    sampler.join()
+    return peaks
+
+
 def peak_rss_gib() -> float:
     """This process's peak resident memory. ``VmHWM`` belongs to the process's own address space; ``ru_maxrss``
     would also carry the parent's peak across fork + exec (Linux keeps it), i.e. this benchmark's."""
@@ -384,6 +437,12 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/bench_quag.json")
     parser.add_argument("--write-docs", action="store_true", help="regenerate the table in docs/benchmarks.md")
     parser.add_argument("--render", metavar="JSON", help="print (and --write-docs) the tables of an earlier run")
+    parser.add_argument(
+        "--memory-phases",
+        action="store_true",
+        help="print the peak resident memory of each phase of each task's training step (CPU, bf16 unless --fp32)",
+    )
+    parser.add_argument("--fp32", action="store_true", help="with --memory-phases: fp32 instead of bf16")
     parser.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--release-memory", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
@@ -392,6 +451,17 @@ def main() -> None:
     dev = args.device
     if args.memory_child:
         peak_memory_child(args.memory_child, args.release_memory, args.bf16, dev)
+        return
+    if args.memory_phases:
+        if dev != "cpu":
+            raise SystemExit("--memory-phases measures resident memory on the CPU; drop --device")
+        peaks = memory_phases(3, bf16=not args.fp32)
+        columns = ("forward", "backward", "clip + step")
+        print(f"peak resident memory, GiB, {'fp32' if args.fp32 else 'bf16'}, rounds 2-3 of 3 (one step per task each)")
+        print(f"{'task':<22}" + "".join(f"{c:>13}" for c in columns))
+        for task, row in peaks.items():
+            print(f"{task:<22}" + "".join(f"{row.get(c, float('nan')):>13.3f}" for c in columns))
+        print(f"process peak (VmHWM, round 1 included): {peak_rss_gib():.3f}")
         return
     if args.render:
         path = Path(args.render)
