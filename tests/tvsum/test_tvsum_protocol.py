@@ -81,6 +81,11 @@ def test_protocol_jobs_resume_and_rules(
     assert "[1/1] seed 0 VU" in printed and "label-free rule: none" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["wall_s"]["0"]["elapsed_s"] is None and "label_free" not in summary["rules"]
+    # The resumed seed still reports the time its jobs took, summed; the other one its wall time as well.
+    walls = (out / "table.md").read_text().split("Wall time per seed")[1]
+    seed0 = sum(json.loads((out / "jobs" / "seed_0" / f"{c}.json").read_text())["wall_s"] for c in ("VU", "BK"))
+    assert f"seed 0: resumed, no single run ({seed0 / 60:.1f} min summed over its jobs)" in walls
+    assert "seed 1: " in walls and "seed 1: resumed" not in walls
     # --write-docs fills the section --docs-section names, and only it; finished jobs are not rerun.
     doc = tmp_path / "tvsum.md"
     doc.write_text(

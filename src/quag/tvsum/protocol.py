@@ -340,7 +340,9 @@ def protocol_markdown(summary: dict[str, Any]) -> str:
         lines.append(f"| **QUAG (ours, {names[rule]})** | " + " | ".join(cells) + " |")
     seeds = ", ".join(str(s) for s in summary["seeds"])
     walls = ", ".join(
-        f"seed {s}: " + ("resumed" if w["elapsed_s"] is None else f"{w['elapsed_s'] / 60:.1f} min")
+        f"seed {s}: "
+        + ("resumed, no single run" if w["elapsed_s"] is None else f"{w['elapsed_s'] / 60:.1f} min")
+        + f" ({w['job_s_sum'] / 60:.1f} min summed over its jobs)"
         for s, w in summary["wall_s"].items()
     )
     rules = "\n".join(f"- {names[r]}: {rule_label(r, summary)}" for r in RULES)
@@ -349,7 +351,8 @@ def protocol_markdown(summary: dict[str, Any]) -> str:
         f"{seeds}; top-5 mAP (%), mean ± sample std over seeds; {summary['params'] / 1e6:.2f} M parameters.\n\n"
         + "\n".join(lines)
         + f"\n\nSelection rules:\n\n{rules}\n\n{summary['caveat']}\n\n"
-        + f"Wall time per seed ({summary['workers']} worker process(es) x {summary['num_threads']} thread(s)): "
+        + f"Wall time per seed ({summary['workers']} worker process(es) x {summary['num_threads']} thread(s); the "
+        + "jobs of a seed run side by side, so their sum exceeds its wall time): "
         + walls
         + "\n"
     )
