@@ -170,17 +170,27 @@ BF16_PATH = TrainPath(bf16=True)
 
 
 def train_step_fn(
-    model: torch.nn.Module, opt: torch.optim.Optimizer, batch: Batch, path: TrainPath, device: str = "cpu"
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    batch: Batch,
+    path: TrainPath,
+    device: str = "cpu",
+    phase: Callable[[str], None] | None = None,
 ) -> Callable[[], float]:
-    """One optimiser step as the trainer runs it; returns the loss."""
+    """One optimiser step as the trainer runs it; returns the loss. ``phase`` (if given) is called with "forward",
+    "backward" and "clip + step" as each begins (``--memory-phases``)."""
     if path.trim:
         batch = trim_caption_padding(copy.copy(batch))
     device_type = "cuda" if device.startswith("cuda") else "cpu"
+    mark = phase or (lambda _: None)
 
     def step() -> float:
+        mark("forward")
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=path.bf16):
             losses = total_loss(batch.task, model(batch), batch, 0.0003, path.caption_ignore_pad)
+        mark("backward")
         losses["loss"].backward()
+        mark("clip + step")
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         opt.zero_grad(set_to_none=True)  # free the gradients before the next forward pass (as the trainer)
@@ -233,9 +243,9 @@ def peak_memory_child(steps: int, release_memory: bool, bf16: bool, device: str)
 def memory_phases(rounds: int, bf16: bool) -> dict[str, dict[str, float]]:
     """Where the CPU training peak happens: the highest resident memory (GiB) seen in each phase of each task's step.
 
-    A thread reads ``/proc/self/statm`` every 0.5 ms while the three tasks step in turn, ``rounds`` times; the first
-    round (the optimizer state being created) is left out. The phases are the step's: forward + loss, backward,
-    gradient clipping + optimizer step + freeing the gradients.
+    A thread reads ``/proc/self/statm`` every 0.5 ms while the three tasks step in turn (:func:`train_step_fn`),
+    ``rounds`` times; the first round (the optimizer state being created) is left out. The phases are the step's:
+    forward + loss, backward, gradient clipping + optimizer step + freeing the gradients.
     """
     statm = Path("/proc/self/statm")
     if not statm.is_file():
@@ -244,8 +254,7 @@ def memory_phases(rounds: int, bf16: bool) -> dict[str, dict[str, float]]:
     model = paper_model().train()
     opt = build_optimizer(model, 1e-5, 0.01)
     tasks = ("moment_retrieval", "moment_segmentation", "step_captioning")
-    batches = {t: trim_caption_padding(make_batch(t)) for t in tasks}
-    phase = [""]
+    current: list[str | None] = [None, None]  # (task, phase) being sampled; task None = not sampled
     peaks: dict[str, dict[str, float]] = {t: {} for t in tasks}
     done = threading.Event()
 
@@ -254,28 +263,23 @@ def memory_phases(rounds: int, bf16: bool) -> dict[str, dict[str, float]]:
             while not done.is_set():
                 f.seek(0)
                 rss = int(f.read().split()[1]) * page / 2**30
-                if phase[0]:
-                    task, name = phase[0].split(":")
+                task, name = current
+                if task is not None and name is not None:
                     peaks[task][name] = max(peaks[task].get(name, 0.0), rss)
                 time.sleep(0.0005)
 
+    def mark(name: str) -> None:
+        current[1] = name
+
+    path = TrainPath(bf16=bf16)
+    steps = {t: train_step_fn(model, opt, make_batch(t), path, phase=mark) for t in tasks}
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     for r in range(rounds):
         for task in tasks:
-            batch = batches[task]
-            tag = task if r else ""  # round 0 creates the optimizer state: not sampled
-            phase[0] = tag and f"{tag}:forward"
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = total_loss(task, model(batch), batch, 0.0003)["loss"]
-            phase[0] = tag and f"{tag}:backward"
-            loss.backward()
-            phase[0] = tag and f"{tag}:clip + step"
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            del loss
-    time.sleep(0.01)
+            current[0] = task if r else None  # round 0 creates the optimizer state: not sampled
+            steps[task]()
+    current[0] = None
     done.set()
     sampler.join()
     return peaks
