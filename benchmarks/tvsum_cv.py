@@ -2,22 +2,27 @@
 
 For every category and every one of its 4 training videos, train on the other 3 and score the held-out one
 (top-5 mAP every ``eval_every`` epochs): 40 validation videos per setting instead of the 10 test videos, and no
-test label is read. The mean curve over the 40 tells which setting and which epoch count generalise; its best
-epoch is the label-free epoch of ``benchmarks/tvsum_protocol.py --label-free-from runs/tvsum/cv/<name>.json``.
+test label is read. The mean curve over the 40 tells which setting and which epoch count generalise. Two
+label-free rules come out of it for ``benchmarks/tvsum_protocol.py --label-free-from runs/tvsum/cv/<name>.json``:
+
+- ``--label-free-kind epoch``: the epoch with the best mean validation mAP;
+- ``--label-free-kind average``: the start epoch S whose average of the evaluations from S to the last epoch
+  (``quag.tvsum.protocol.average_evaluations``) has the best mean validation mAP.
 
     python benchmarks/tvsum_cv.py --name base                                   # the default config
     python benchmarks/tvsum_cv.py --name neg train.negative_query_weight=1      # one change
     python benchmarks/tvsum_cv.py --config configs/tvsum_quag.yaml --epochs 400 --seed 0
 
-Writes ``runs/tvsum/cv/<name>.json`` ({"curve": [[epoch, mean mAP]], "best_epoch", "per_fold_curve":
-{"CAT/vid": [mAP, ...]}, "setting_fingerprint": the config's fingerprint without the epoch count}) and prints the
-best epoch. Each finished fold is kept in ``runs/tvsum/cv/<name>/folds/``, so an interrupted run resumes.
+Writes ``runs/tvsum/cv/<name>.json`` ({"curve": [[epoch, mean mAP]], "best_epoch", "average": {"start_epoch",
+"end_epoch", "mean_map", "curve": [[start epoch, mean mAP]]}, "per_fold_curve": {"CAT/vid": [mAP, ...]},
+"setting_fingerprint": the config's fingerprint without the epoch count}) and prints both rules. Each fold is a
+protocol job (``runs/tvsum/cv/<name>/jobs/seed_<s>/<CAT>_<vid>.json`` and its ``.evals.npz``, the held-out
+predictions at every evaluation), so an interrupted run resumes.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import sys
 import time
@@ -30,7 +35,8 @@ import numpy as np
 from quag.io import atomic_write_json
 from quag.tvsum.config import load_tvsum_config
 from quag.tvsum.data import TVSUM_SPLITS, load_tvsum
-from quag.tvsum.train import train_job
+from quag.tvsum.protocol import average_evaluations, evals_path, load_job, run_job
+from quag.tvsum.train import evaluate_map
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,39 +61,42 @@ def main(argv: list[str] | None = None) -> int:
     videos = load_tvsum(
         cfg.data.root or None, categories, normalize=cfg.data.normalize_features, load_audio=cfg.model.use_audio
     )
-    fold_dir = Path(cfg.output_dir) / "cv" / args.name / "folds"
+    run_dir = Path(cfg.output_dir) / "cv" / args.name
     fingerprint = cfg.training_fingerprint()
-    jobs, results = [], {}
-    for cat in categories:
-        train_ids = TVSUM_SPLITS[cat]["train"]
-        for held in train_ids:
-            tag = f"{cat}/{held}"
-            path = fold_dir / f"{cat}_{held}.json"
-            if path.is_file():
-                old = json.loads(path.read_text())
-                if old.get("fingerprint") == fingerprint and old.get("seed") == args.seed:
-                    results[tag] = old
-                    continue
-            rest = [videos[v] for v in train_ids if v != held]
-            jobs.append((tag, rest, [videos[held]]))
+    folds = [(cat, held) for cat in categories for held in TVSUM_SPLITS[cat]["train"]]
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    jobs = []
+    for cat, held in folds:
+        done = load_job(run_dir, args.seed, f"{cat}_{held}", fingerprint)
+        if done is not None:
+            results[cat, held] = done
+        else:
+            rest = [videos[v] for v in TVSUM_SPLITS[cat]["train"] if v != held]
+            jobs.append((cat, held, rest))
     if results:
-        print(f"{len(results)} finished fold(s) found in {fold_dir}, skipped", file=sys.stderr)
+        print(f"{len(results)} finished fold(s) found in {run_dir}, skipped", file=sys.stderr)
     start = time.perf_counter()
     with ProcessPoolExecutor(cfg.train.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(train_job, cfg, tag, rest, held, args.seed, None) for tag, rest, held in jobs]
+        futures = {
+            pool.submit(run_job, cfg, f"{cat}_{held}", rest, [videos[held]], args.seed, run_dir): (cat, held)
+            for cat, held, rest in jobs
+        }
         for i, f in enumerate(as_completed(futures), 1):
-            r: dict[str, Any] = f.result()
-            cat, held = r["category"].split("/")
-            fold = {"fingerprint": fingerprint, "seed": args.seed, "curve": r["curve"], "wall_s": r["wall_s"]}
-            atomic_write_json(fold_dir / f"{cat}_{held}.json", fold)
-            results[r["category"]] = fold
+            results[futures[f]] = f.result()
             print(f"\r{i}/{len(futures)} folds done", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    order = [f"{cat}/{held}" for cat in categories for held in TVSUM_SPLITS[cat]["train"]]
-    epochs = [e for e, _ in results[order[0]]["curve"]]
-    grid = np.array([[m for _, m in results[tag]["curve"]] for tag in order])  # (folds, evaluations)
+    epochs = [int(e) for e, _ in results[folds[0]]["curve"]]
+    grid = np.array([[m for _, m in results[fold]["curve"]] for fold in folds])  # (folds, evaluations)
     curve = grid.mean(0)
     best = int(curve.argmax())  # the earliest best epoch
+    averaged = np.zeros((len(folds), len(epochs)))  # fold x start epoch: mAP of the average from there to the end
+    for i, (cat, held) in enumerate(folds):
+        with np.load(evals_path(run_dir, args.seed, f"{cat}_{held}")) as z:
+            scores = z[held]
+        for j in range(len(epochs)):
+            averaged[i, j] = evaluate_map({held: list(average_evaluations(scores[j:]))}, [videos[held]])
+    average_curve = averaged.mean(0)
+    best_start = int(average_curve.argmax())
     out = {
         "name": args.name,
         "config": args.config,
@@ -101,16 +110,25 @@ def main(argv: list[str] | None = None) -> int:
         "best_epoch": epochs[best],
         "best_mean_map": float(curve[best]),
         "final_mean_map": float(curve[-1]),
-        "per_fold_curve": {tag: [m for _, m in results[tag]["curve"]] for tag in order},
+        "average": {
+            "start_epoch": epochs[best_start],
+            "end_epoch": epochs[-1],
+            "mean_map": float(average_curve[best_start]),
+            "curve": [[e, float(m)] for e, m in zip(epochs, average_curve, strict=True)],
+        },
+        "per_fold_curve": {f"{cat}/{held}": [m for _, m in results[cat, held]["curve"]] for cat, held in folds},
         "wall_s": time.perf_counter() - start,
     }
     path = Path(cfg.output_dir) / "cv" / f"{args.name}.json"
     atomic_write_json(path, out)
+    avg = out["average"]
     print(
         f"{args.name}: best mean val mAP {out['best_mean_map']:.1f} at epoch {out['best_epoch']}, "
-        f"final {out['final_mean_map']:.1f}, {out['wall_s'] / 60:.1f} min -> {path}"
+        f"final {out['final_mean_map']:.1f}; averaging epochs {avg['start_epoch']}-{avg['end_epoch']} "
+        f"{avg['mean_map']:.1f}; {out['wall_s'] / 60:.1f} min -> {path}"
     )
     print("curve: " + " ".join(f"{e}:{m:.1f}" for e, m in out["curve"]))
+    print("average from epoch: " + " ".join(f"{e}:{m:.1f}" for e, m in avg["curve"]))
     return 0
 
 

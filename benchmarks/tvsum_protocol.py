@@ -8,10 +8,12 @@ Each job trains one category for ``--epochs`` (default 2000, QD-DETR's count), e
 ``--eval-every`` epochs and writes its result to ``<out-dir>/jobs/seed_<s>/<CAT>.json``; an interrupted run
 resumes at the first unfinished job (a finished job is skipped, and said so). Reported per category and on
 average, mean ± std over seeds (see :mod:`quag.tvsum.protocol`): the protocol maximum over the test
-evaluations, the fixed last-epoch number, and the label-free number at an epoch chosen without test labels:
-``--label-free-epoch N`` (fixed in advance from a CV run of the same config) or ``--label-free-from CV.json``
-(``benchmarks/tvsum_cv.py`` output; its best epoch, after checking it ran the same setting). Without either the
-label-free row is left out and the output says so.
+evaluations, the fixed last-epoch number, and the label-free number, chosen without test labels:
+``--label-free-epoch N`` or ``--label-free-average START END`` (fixed in advance from a CV run of the same
+config: one epoch's evaluation, or the average of the evaluations from START to END) or ``--label-free-from
+CV.json`` (``benchmarks/tvsum_cv.py`` output, after checking it ran the same setting; ``--label-free-kind
+epoch`` takes its best epoch, ``average`` its best averaging window). Without any of them the label-free row is
+left out and the output says so.
 
 Outputs in ``--out-dir`` (default ``runs/tvsum/protocol/<name>``): ``summary.json``, ``table.md``,
 ``predictions/seed_<s>/{protocol,fixed,label_free}.json``. ``--write-docs`` regenerates the marked protocol
@@ -30,6 +32,7 @@ from quag.io import marked_section, replace_marked_section
 from quag.tvsum.config import TVSumConfig, load_tvsum_config
 from quag.tvsum.protocol import (
     LabelFreeRule,
+    check_label_free_epoch,
     label_free_from_cv,
     protocol_markdown,
     run_protocol,
@@ -72,7 +75,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", help="output folder (default runs/tvsum/protocol/<name>)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--label-free-epoch", type=int, help="label-free epoch, fixed in advance from a CV run")
-    group.add_argument("--label-free-from", help="CV result (runs/tvsum/cv/<name>.json) whose best epoch to use")
+    group.add_argument(
+        "--label-free-average",
+        type=int,
+        nargs=2,
+        metavar=("START", "END"),
+        help="label-free number from the average of the evaluations at epochs START-END, fixed in advance",
+    )
+    group.add_argument("--label-free-from", help="CV result (runs/tvsum/cv/<name>.json) whose rule to use")
+    parser.add_argument(
+        "--label-free-kind",
+        choices=["epoch", "average"],
+        default="epoch",
+        help="with --label-free-from: its best epoch, or its best averaging window (default epoch)",
+    )
     parser.add_argument(
         "--docs-section",
         default="tvsum-protocol",
@@ -91,8 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     rule = None
     if args.label_free_epoch is not None:
         rule = LabelFreeRule(args.label_free_epoch, f"--label-free-epoch {args.label_free_epoch}")
+    elif args.label_free_average is not None:
+        start, end = args.label_free_average
+        rule = LabelFreeRule(end, f"--label-free-average {start} {end}", start)
     elif args.label_free_from:
-        rule = label_free_from_cv(args.label_free_from, cfg)
+        try:
+            rule = label_free_from_cv(args.label_free_from, cfg, args.label_free_kind)
+        except (OSError, ValueError, KeyError) as e:
+            parser.error(f"--label-free-from {args.label_free_from}: {e}")
+    try:
+        check_label_free_epoch(rule, cfg)
+    except ValueError as e:
+        parser.error(str(e))
     print(f"label-free rule: {'none (no label-free number)' if rule is None else rule.source}", flush=True)
     summary = run_protocol(cfg, out_dir, rule, log=lambda line: print(line, flush=True))
     table = protocol_markdown(summary)

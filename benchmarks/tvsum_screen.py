@@ -10,10 +10,10 @@ and each ``--combine a+b`` unites theirs), run by ``benchmarks/tvsum_protocol.py
 default setting) into ``<out-dir>/<variant>/`` (default out-dir ``runs/tvsum/screen/<name>``): finished jobs are
 skipped, so an interrupted screen resumes.
 
-Label-free epoch per variant: ``<label-free-cv-dir>/screen_<variant>.json`` when that CV file exists (print the
-commands that make them with ``--print-cv-commands``), else ``--label-free-epoch``; the table names the rule
-used. The default setting is chosen by the label-free number, never by the protocol maximum (which selects on
-the test videos).
+Label-free rule per variant: from ``<label-free-cv-dir>/screen_<variant>.json`` when that CV file exists (print
+the commands that make them with ``--print-cv-commands``; ``--label-free-kind`` takes its best epoch or its best
+averaging window), else ``--label-free-epoch``; the table names the rule used. The default setting is chosen by
+the label-free number, never by the protocol maximum (which selects on the test videos).
 
 Writes ``<out-dir>/screen.json`` and ``screen.md`` (per variant: protocol, label-free and fixed averages, mean ±
 std over seeds, parameters, wall time per seed); ``--write-docs`` regenerates the marked screen section of
@@ -64,7 +64,7 @@ def fmt(stats: dict[str, Any] | None) -> str:
 
 def screen_markdown(rows: list[dict[str, Any]], epochs: int) -> str:
     lines = [
-        "| Variant | Overrides | Seeds | Params (M) | Protocol max | Label-free | Label-free epoch | Fixed "
+        "| Variant | Overrides | Seeds | Params (M) | Protocol max | Label-free | Label-free rule | Fixed "
         "| Wall min / seed |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -73,7 +73,7 @@ def screen_markdown(rows: list[dict[str, Any]], epochs: int) -> str:
         walls = [w["elapsed_s"] for w in s["wall_s"].values()]
         wall = " / ".join("resumed" if w is None else f"{w / 60:.1f}" for w in walls)
         lf = s["label_free_rule"]
-        lf_text = "-" if lf is None else f"{lf['epoch']} ({lf['source']})"
+        lf_text = "-" if lf is None else f"{LabelFreeRule(**lf).describe()} ({lf['source']})"
         rules = s["rules"]
         lines.append(
             f"| {r['variant']} | {' '.join(f'`{o}`' for o in r['overrides']) or '-'} | "
@@ -98,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-seeds", type=int, nargs="+", help="seeds of the base variant (default: --seeds)")
     parser.add_argument("--label-free-epoch", type=int, help="label-free epoch of variants without a CV file")
     parser.add_argument("--label-free-cv-dir", help="folder of CV results named screen_<variant>.json")
+    parser.add_argument(
+        "--label-free-kind",
+        choices=["epoch", "average"],
+        default="epoch",
+        help="rule taken from a CV file: its best epoch or its best averaging window (default epoch)",
+    )
     parser.add_argument("--print-cv-commands", action="store_true", help="print the CV command of each variant, exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -110,10 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_cv_commands:
         for n in names:
             extra = " ".join(variant_overrides(n))
-            print(
-                f"OMP_NUM_THREADS=1 python benchmarks/tvsum_cv.py --name screen_{n}{config} --epochs {args.epochs} "
-                f"--eval-every {args.eval_every} {base} {extra}".rstrip()
-            )
+            words = [f"--name screen_{n}{config} --epochs {args.epochs} --eval-every {args.eval_every}", base, extra]
+            print("OMP_NUM_THREADS=1 python benchmarks/tvsum_cv.py " + " ".join(w for w in words if w))
         return 0
     root = Path(args.out_dir) if args.out_dir else Path("runs/tvsum/screen") / args.name
     rows = []
@@ -124,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         rule = None
         cv = Path(args.label_free_cv_dir) / f"screen_{n}.json" if args.label_free_cv_dir else None
         if cv is not None and cv.is_file():
-            rule = label_free_from_cv(cv, cfg)
+            try:
+                rule = label_free_from_cv(cv, cfg, args.label_free_kind)
+            except (OSError, ValueError, KeyError) as e:
+                parser.error(f"{cv}: {e}")
         elif args.label_free_epoch is not None:
             rule = LabelFreeRule(args.label_free_epoch, f"--label-free-epoch {args.label_free_epoch}, no CV of its own")
         print(f"== {n}: {' '.join(overrides) or '(base)'}; label-free: {'none' if rule is None else rule.source}")

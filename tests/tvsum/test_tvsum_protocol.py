@@ -8,16 +8,20 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 import torch
 
 from quag.io import replace_marked_section
 from quag.tvsum.config import load_tvsum_config
+from quag.tvsum.data import TVSUM_SPLITS, load_tvsum
 from quag.tvsum.protocol import (
     LabelFreeRule,
+    average_evaluations,
     check_label_free_epoch,
     label_free_from_cv,
 )
+from quag.tvsum.train import evaluate_map
 from tests.tvsum.helpers import tiny_tvsum_overrides
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -116,6 +120,79 @@ def test_label_free_rule_checks(tmp_path: Path) -> None:
     assert label_free_from_cv(cv, load_tvsum_config(None, ["train.epochs=400"])).epoch == 10
     with pytest.raises(ValueError, match="another setting"):
         label_free_from_cv(cv, load_tvsum_config(None, ["model.position=qd_detr"]))
+    # The averaging window: both ends evaluated, start first; a CV file without it is refused with the fix.
+    check_label_free_epoch(LabelFreeRule(20, "x", start=5), cfg)
+    with pytest.raises(ValueError, match="not evaluated"):
+        check_label_free_epoch(LabelFreeRule(20, "x", start=3), cfg)
+    with pytest.raises(ValueError, match="ends before it starts"):
+        check_label_free_epoch(LabelFreeRule(10, "x", start=15), cfg)
+    with pytest.raises(ValueError, match="no 'average' result.*rerun benchmarks/tvsum_cv.py"):
+        label_free_from_cv(cv, cfg, "average")
+    data = json.loads(cv.read_text())
+    cv.write_text(json.dumps({**data, "average": {"start_epoch": 5, "end_epoch": 20}}))
+    rule = label_free_from_cv(cv, cfg, "average")
+    assert (rule.start, rule.epoch) == (5, 20) and "averaging epochs 5-20" in rule.source
+    assert rule.to_dict()["start"] == 5 and "start" not in label_free_from_cv(cv, cfg).to_dict()
+    with pytest.raises(ValueError, match="choose epoch or average"):
+        label_free_from_cv(cv, cfg, "best")
+
+
+def test_average_evaluations() -> None:
+    # Each evaluation is standardised over the clips before the mean: scale and offset do not matter.
+    a = np.array([0.0, 1.0, 2.0, 3.0])
+    z = (a - a.mean()) / a.std()
+    np.testing.assert_allclose(average_evaluations(np.stack([a, 100 * a - 7])), z)
+    # Two evaluations ranking the clips in opposite orders cancel; a constant row adds zeros, not NaN.
+    np.testing.assert_allclose(average_evaluations(np.stack([a, -a])), 0.0, atol=1e-12)
+    np.testing.assert_allclose(average_evaluations(np.stack([a, np.full(4, 5.0)])), z / 2)
+    # A scale-10 evaluation does not outvote a scale-1 one: the order comes from both equally.
+    b = np.array([3.0, 2.0, 0.0, 1.0])
+    mixed = average_evaluations(np.stack([10 * a, b]))
+    np.testing.assert_allclose(mixed, (z + (b - b.mean()) / b.std()) / 2)
+
+
+def test_cv_and_averaged_label_free_rule(
+    synthetic_tvsum: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cv_script, protocol = benchmark("tvsum_cv"), benchmark("tvsum_protocol")
+    tiny = tiny_tvsum_overrides(synthetic_tvsum)
+    cv_args = ["--name", "c", "--epochs", "6", "--eval-every", "2", "--categories", "VU", "--workers", "1"]
+    assert cv_script.main([*tiny, f"output_dir={tmp_path}", *cv_args]) == 0
+    out = json.loads((tmp_path / "cv" / "c.json").read_text())
+    folds = [f"VU/{v}" for v in TVSUM_SPLITS["VU"]["train"]]
+    assert list(out["per_fold_curve"]) == folds and [e for e, _ in out["curve"]] == [2, 4, 6]
+    avg = out["average"]
+    assert avg["end_epoch"] == 6 and [e for e, _ in avg["curve"]] == [2, 4, 6]
+    assert max(m for _, m in avg["curve"]) == avg["mean_map"] == dict(avg["curve"])[avg["start_epoch"]]
+    # Averaging from the last epoch alone is that epoch's evaluation.
+    assert avg["curve"][-1][1] == pytest.approx(out["final_mean_map"])
+    # Every fold is a job with its held-out predictions; a rerun trains nothing.
+    held = TVSUM_SPLITS["VU"]["train"][0]
+    with np.load(tmp_path / "cv" / "c" / "jobs" / "seed_0" / f"VU_{held}.evals.npz") as z:
+        assert z[held].shape[0] == 3
+    assert cv_script.main([*tiny, f"output_dir={tmp_path}", *cv_args]) == 0
+    assert "4 finished fold(s) found" in capsys.readouterr().err
+    # The protocol takes the CV's window; its label-free predictions are the average of those evaluations.
+    p_out = tmp_path / "p"
+    cv_file = str(tmp_path / "cv" / "c.json")
+    run = ["--name", "t", "--out-dir", str(p_out), "--epochs", "6", "--eval-every", "2", "--seeds", "1"]
+    run += ["--categories", "VU", "--workers", "1", *tiny]
+    assert protocol.main([*run, "--label-free-from", cv_file, "--label-free-kind", "average"]) == 0
+    summary = json.loads((p_out / "summary.json").read_text())
+    start = avg["start_epoch"]
+    assert summary["label_free_rule"]["start"] == start and summary["label_free_rule"]["epoch"] == 6
+    video = load_tvsum(synthetic_tvsum, ["VU"], normalize=True)[TVSUM_SPLITS["VU"]["test"][0]]
+    with np.load(p_out / "jobs" / "seed_1" / "VU.evals.npz") as z:
+        window = z["epochs"] >= start
+        expected = average_evaluations(z[video.video_id][window])
+    lf = json.loads((p_out / "predictions" / "seed_1" / "label_free.json").read_text())
+    np.testing.assert_allclose(lf[video.video_id], expected)
+    assert summary["per_seed"]["label_free"]["1"]["VU"] == pytest.approx(evaluate_map(lf, [video]))
+    assert f"mean of the standardised evaluations at epochs {start}-6" in (p_out / "table.md").read_text()
+    # A window the run does not evaluate is refused in one line, before any job runs.
+    with pytest.raises(SystemExit) as exit_info:
+        protocol.main([*run, "--label-free-average", "3", "6"])
+    assert exit_info.value.code == 2 and "label-free epoch 3 is not evaluated" in capsys.readouterr().err
 
 
 def test_marked_section(tmp_path: Path) -> None:

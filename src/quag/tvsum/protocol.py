@@ -6,9 +6,10 @@ One job per (seed, category): train on the category's 4 training videos, evaluat
 - **protocol**: the maximum over the test evaluations (QD-DETR's ``train.py`` keeps the best checkpoint on the
   test video): model selection on the test labels;
 - **fixed**: the evaluation after the last epoch;
-- **label-free**: the evaluation at an epoch chosen without test labels, by leave-one-training-video-out
-  validation (``benchmarks/tvsum_cv.py``), either given in advance or read from the CV result. It is the number
-  to compare systems with.
+- **label-free**: chosen without test labels, by leave-one-training-video-out validation
+  (``benchmarks/tvsum_cv.py``), either given in advance or read from the CV result: the evaluation at one epoch, or
+  the average of the evaluations from a start epoch to an end epoch (each evaluation's scores standardised over
+  the video's clips first, :func:`average_evaluations`). It is the number to compare systems with.
 
 Layout of ``out_dir`` (every file written atomically; a job's JSON is written last, so its presence means the job
 finished, and a rerun skips it when its fingerprint matches)::
@@ -36,7 +37,7 @@ from quag.io import atomic_path, atomic_write_json, atomic_write_text
 from quag.tvsum.config import TVSUM_CATEGORIES, TVSumConfig, dump_tvsum_config
 from quag.tvsum.data import TVSUM_SPLITS, TVSumVideo, load_tvsum, resolve_tvsum_dir
 from quag.tvsum.table import PAPER_TABLE5, annotator_mean_reference, mean_std_cell, summarize_scores
-from quag.tvsum.train import torch_threads, train_category
+from quag.tvsum.train import evaluate_map, torch_threads, train_category
 
 logger = logging.getLogger(__name__)
 
@@ -45,43 +46,83 @@ RULES: tuple[str, ...] = ("protocol", "fixed", "label_free")
 
 CAVEAT = (
     "The protocol maximum selects the epoch on the test video itself (the peers' practice, and how the paper's "
-    "rows were obtained); the label-free number picks its epoch without test labels, by leave-one-training-"
-    "video-out validation, and is the one to compare systems with."
+    "rows were obtained); the label-free number picks its epoch (or the window of epochs it averages) without "
+    "test labels, by leave-one-training-video-out validation, and is the one to compare systems with."
 )
 
 
 @dataclass
 class LabelFreeRule:
-    """How the label-free epoch was chosen.
+    """How the label-free number is chosen.
 
     Attributes:
-        epoch: The epoch whose test evaluation is reported.
+        epoch: The epoch whose test evaluation is reported, or the last one averaged.
         source: Human-readable origin, e.g. ``"--label-free-epoch 45"`` or ``"CV runs/tvsum/cv/base.json"``.
+        start: When set, the number is that of the average of the evaluations at epochs ``start`` to ``epoch``
+            (:func:`average_evaluations`) instead of one evaluation.
     """
 
     epoch: int
     source: str
+    start: int | None = None
+
+    def describe(self) -> str:
+        if self.start is None:
+            return f"epoch {self.epoch}"
+        return f"mean of the standardised evaluations at epochs {self.start}-{self.epoch}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"epoch": self.epoch, "source": self.source}
+        return out if self.start is None else {**out, "start": self.start}
 
 
-def label_free_from_cv(path: str | Path, cfg: TVSumConfig) -> LabelFreeRule:
-    """The best epoch of a leave-one-out curve (``benchmarks/tvsum_cv.py`` output) run with the same setting.
+def average_evaluations(scores: np.ndarray) -> np.ndarray:
+    """Average a video's predictions over evaluations: ``scores`` (evaluations, clips) -> (clips,).
+
+    Each evaluation's scores are standardised over the clips first (zero mean, unit standard deviation; a
+    constant row becomes zeros), so every evaluation weighs the same whatever the scale of its logits; top-5 mAP
+    reads only the order of the clips.
+    """
+    rows = np.asarray(scores, dtype=np.float64)
+    centred = rows - rows.mean(axis=1, keepdims=True)
+    std = centred.std(axis=1, keepdims=True)
+    return (centred / np.where(std > 0, std, 1.0)).mean(axis=0)
+
+
+def label_free_from_cv(path: str | Path, cfg: TVSumConfig, kind: str = "epoch") -> LabelFreeRule:
+    """The rule a leave-one-out run (``benchmarks/tvsum_cv.py`` output) of the same setting chose.
+
+    Args:
+        path: The CV result.
+        cfg: The setting the rule is for.
+        kind: ``"epoch"``, its best single epoch, or ``"average"``, its best averaging window.
 
     Raises:
-        ValueError: the CV ran another setting (its fingerprint, the number of epochs left aside, differs).
+        ValueError: the CV ran another setting (its fingerprint, the number of epochs left aside, differs), or
+            has no averaging result for ``kind="average"``.
     """
     data = json.loads(Path(path).read_text())
-    epoch = int(data["best_epoch"])
+    if kind == "average":
+        if "average" not in data:
+            raise ValueError(f"{path} has no 'average' result (an older CV file): rerun benchmarks/tvsum_cv.py")
+        start, epoch = int(data["average"]["start_epoch"]), int(data["average"]["end_epoch"])
+    elif kind == "epoch":
+        start, epoch = None, int(data["best_epoch"])
+    else:
+        raise ValueError(f"label-free kind {kind!r}: choose epoch or average")
     mine = cfg.training_fingerprint(exclude=("epochs",))
     theirs = data.get("setting_fingerprint")
     if theirs is None:
         logger.warning("%s has no setting_fingerprint (older CV file): cannot check it ran this setting", path)
-        return LabelFreeRule(epoch, f"CV {path} (best epoch {epoch}; setting unchecked)")
+        return LabelFreeRule(epoch, f"CV {path} (best epoch {epoch}; setting unchecked)", start)
     if theirs != mine:
         raise ValueError(
             f"{path} was run with another setting (fingerprint {theirs}, this config {mine}): run the CV with "
             "the same --config and overrides, or pass --label-free-epoch"
         )
-    return LabelFreeRule(epoch, f"CV {path} (best mean validation mAP at epoch {epoch})")
+    if start is None:
+        return LabelFreeRule(epoch, f"CV {path} (best mean validation mAP at epoch {epoch})")
+    return LabelFreeRule(epoch, f"CV {path} (best mean validation mAP averaging epochs {start}-{epoch})", start)
 
 
 def job_path(out_dir: Path, seed: int, category: str) -> Path:
@@ -136,6 +177,26 @@ def predictions_at(out_dir: Path, seed: int, category: str, epoch: int) -> dict[
         return {k: [float(x) for x in z[k][i]] for k in z.files if k != "epochs"}
 
 
+def label_free_predictions(out_dir: Path, seed: int, category: str, rule: LabelFreeRule) -> dict[str, list[float]]:
+    """The job's test predictions under ``rule``: one evaluation's, or the average of a window of them."""
+    if rule.start is None:
+        return predictions_at(out_dir, seed, category, rule.epoch)
+    with np.load(evals_path(out_dir, seed, category)) as z:
+        epochs = z["epochs"]
+        window = (epochs >= rule.start) & (epochs <= rule.epoch)
+        if not window.any():
+            raise ValueError(f"no evaluation between epochs {rule.start} and {rule.epoch} in {category} seed {seed}")
+        return {k: [float(x) for x in average_evaluations(z[k][window])] for k in z.files if k != "epochs"}
+
+
+def label_free_map(out_dir: Path, record: dict[str, Any], rule: LabelFreeRule, test_videos: list[TVSumVideo]) -> float:
+    """Test mAP of a job under ``rule`` (one evaluation's is read from its curve)."""
+    if rule.start is None:
+        return map_at(record, rule.epoch)
+    preds = label_free_predictions(out_dir, int(record["seed"]), record["category"], rule)
+    return evaluate_map(preds, test_videos)
+
+
 def map_at(record: dict[str, Any], epoch: int) -> float:
     """Test mAP of a job at evaluation ``epoch``."""
     for e, m in record["curve"]:
@@ -145,15 +206,18 @@ def map_at(record: dict[str, Any], epoch: int) -> float:
 
 
 def check_label_free_epoch(rule: LabelFreeRule | None, cfg: TVSumConfig) -> None:
-    """The label-free epoch must be one of the evaluations (a multiple of ``eval_every``, or the last epoch)."""
+    """The label-free epochs must be evaluations (a multiple of ``eval_every``, or the last epoch), start first."""
     if rule is None:
         return
     t = cfg.train
-    if not 1 <= rule.epoch <= t.epochs or (rule.epoch % t.eval_every and rule.epoch != t.epochs):
-        raise ValueError(
-            f"label-free epoch {rule.epoch} is not evaluated: it must be a multiple of eval_every ({t.eval_every}) "
-            f"up to {t.epochs}"
-        )
+    for epoch in (rule.epoch,) if rule.start is None else (rule.start, rule.epoch):
+        if not 1 <= epoch <= t.epochs or (epoch % t.eval_every and epoch != t.epochs):
+            raise ValueError(
+                f"label-free epoch {epoch} is not evaluated: it must be a multiple of eval_every ({t.eval_every}) "
+                f"up to {t.epochs}"
+            )
+    if rule.start is not None and rule.start > rule.epoch:
+        raise ValueError(f"label-free window {rule.start}-{rule.epoch} ends before it starts")
 
 
 def count_parameters(cfg: TVSumConfig) -> int:
@@ -213,7 +277,8 @@ def run_protocol(
         eta = left * (sum(finished) / len(finished)) / max(1, min(cfg.train.workers, left or 1))
         lf = ""
         if label_free is not None:
-            lf = f", label-free {map_at(record, label_free.epoch):.1f} (ep {label_free.epoch})"
+            value = label_free_map(out_dir, record, label_free, split(record["category"])[1])
+            lf = f", label-free {value:.1f} ({label_free.describe()})"
         log(
             f"[{len(finished)}/{total}] seed {record['seed']} {record['category']}: protocol "
             f"{record['protocol_map']:.1f} (ep {record['best_epoch']}), fixed {record['fixed_map']:.1f}{lf} | "
@@ -252,7 +317,8 @@ def run_protocol(
         if elapsed[s] is None and not todo[s]:
             elapsed[s] = previous.get(str(s))
     references = {"Annotator mean (oracle, reads test labels)": annotator_mean_reference(videos)}
-    return write_protocol_summary(cfg, out_dir, records, elapsed, label_free, references)
+    tests = {c: split(c)[1] for c in categories}
+    return write_protocol_summary(cfg, out_dir, records, elapsed, label_free, tests, references)
 
 
 def _previous_summary(out_dir: Path, fingerprint: str) -> dict[str, float | None]:
@@ -271,9 +337,13 @@ def write_protocol_summary(
     records: dict[int, dict[str, dict[str, Any]]],
     elapsed: dict[int, float | None],
     label_free: LabelFreeRule | None,
+    test_videos: dict[str, list[TVSumVideo]],
     references: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """Prediction files per seed and rule, ``summary.json`` and ``table.md``; returns the summary."""
+    """Prediction files per seed and rule, ``summary.json`` and ``table.md``; returns the summary.
+
+    ``test_videos`` maps each category to its test videos (the label-free average is scored here).
+    """
     per_seed: dict[str, dict[int, dict[str, float]]] = {r: {} for r in RULES}
     for s, cats in sorted(records.items()):
         per_seed["protocol"][s] = {c: float(r["protocol_map"]) for c, r in cats.items()}
@@ -283,9 +353,11 @@ def write_protocol_summary(
             preds["protocol"].update(r["predictions_protocol"])
             preds["fixed"].update(r["predictions_fixed"])
             if label_free is not None:
-                preds["label_free"].update(predictions_at(out_dir, s, c, label_free.epoch))
+                preds["label_free"].update(label_free_predictions(out_dir, s, c, label_free))
         if label_free is not None:
-            per_seed["label_free"][s] = {c: map_at(r, label_free.epoch) for c, r in cats.items()}
+            per_seed["label_free"][s] = {
+                c: label_free_map(out_dir, r, label_free, test_videos[c]) for c, r in cats.items()
+            }
         for rule, p in preds.items():
             if p:
                 atomic_write_json(out_dir / "predictions" / f"seed_{s}" / f"{rule}.json", p, indent=None)
@@ -304,7 +376,7 @@ def write_protocol_summary(
         "workers": cfg.train.workers,
         "num_threads": cfg.train.num_threads,
         "params": count_parameters(cfg),
-        "label_free_rule": None if label_free is None else {"epoch": label_free.epoch, "source": label_free.source},
+        "label_free_rule": None if label_free is None else label_free.to_dict(),
         "rules": rules,
         "per_seed": {r: {str(s): v for s, v in d.items()} for r, d in per_seed.items()},
         "wall_s": wall,
@@ -322,7 +394,7 @@ def rule_label(rule: str, summary: dict[str, Any]) -> str:
     if rule == "fixed":
         return f"epoch {summary['epochs']}"
     lf = summary["label_free_rule"]
-    return "not computed" if lf is None else f"epoch {lf['epoch']}, from {lf['source']}"
+    return "not computed" if lf is None else f"{LabelFreeRule(**lf).describe()}, from {lf['source']}"
 
 
 def protocol_markdown(summary: dict[str, Any]) -> str:
