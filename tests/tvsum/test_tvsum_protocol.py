@@ -220,5 +220,22 @@ def test_screen_runs_variants(synthetic_tvsum: Path, tmp_path: Path, capsys: pyt
     assert (out / "tokens+position" / "jobs" / "seed_1" / "BK.json").is_file()
     assert (out / "base" / "jobs" / "seed_2" / "BK.json").is_file()
     assert not (out / "global_token" / "jobs" / "seed_2").exists()
+    capsys.readouterr()
     assert screen.main([*argv, "--print-cv-commands"]) == 0
-    assert "tvsum_cv.py --name screen_global_token" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "tvsum_cv.py --name screen_global_token" in printed and "  " not in printed
+    # A variant with a CV file of its own takes its averaging window from it; the others keep --label-free-epoch.
+    cv_dir = tmp_path / "cv"
+    cv_dir.mkdir()
+    base_cfg = load_tvsum_config(str(out / "base" / "config.yaml"))
+    fingerprint = base_cfg.training_fingerprint(exclude=("epochs",))
+    average = {"start_epoch": 2, "end_epoch": 4}
+    (cv_dir / "screen_base.json").write_text(
+        json.dumps({"best_epoch": 2, "setting_fingerprint": fingerprint, "average": average})
+    )
+    rerun = [*argv, "--label-free-epoch", "2", "--base-seeds", "0", "1", "2", "--label-free-cv-dir", str(cv_dir)]
+    assert screen.main([*rerun, "--label-free-kind", "average"]) == 0
+    table = (out / "screen.md").read_text()
+    assert "| base | - | 0 1 2 |" in table and "mean of the standardised evaluations at epochs 2-4 (CV " in table
+    assert "| global_token |" in table and "epoch 2 (--label-free-epoch 2, no CV of its own)" in table
+    assert "[1/" not in capsys.readouterr().out  # nothing retrained
