@@ -7,7 +7,8 @@ label-free rules come out of it for ``benchmarks/tvsum_protocol.py --label-free-
 
 - ``--label-free-kind epoch``: the epoch with the best mean validation mAP;
 - ``--label-free-kind average``: the start epoch S whose average of the evaluations from S to the last epoch
-  (``quag.tvsum.protocol.average_evaluations``) has the best mean validation mAP.
+  (``quag.tvsum.protocol.average_evaluations``) has the best mean validation mAP;
+- ``--label-free-kind best``: the better of the two on this validation.
 
     python benchmarks/tvsum_cv.py --name base                                   # the default config
     python benchmarks/tvsum_cv.py --name neg train.negative_query_weight=1      # one change

@@ -12,7 +12,8 @@ evaluations, the fixed last-epoch number, and the label-free number, chosen with
 ``--label-free-epoch N`` or ``--label-free-average START END`` (fixed in advance from a CV run of the same
 config: one epoch's evaluation, or the average of the evaluations from START to END) or ``--label-free-from
 CV.json`` (``benchmarks/tvsum_cv.py`` output, after checking it ran the same setting; ``--label-free-kind
-epoch`` takes its best epoch, ``average`` its best averaging window). Without any of them the label-free row is
+epoch`` takes its best epoch, ``average`` its best averaging window, ``best`` whichever of the two validates
+better). Without any of them the label-free row is
 left out and the output says so.
 
 Outputs in ``--out-dir`` (default ``runs/tvsum/protocol/<name>``): ``summary.json``, ``table.md``,
@@ -85,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--label-free-from", help="CV result (runs/tvsum/cv/<name>.json) whose rule to use")
     parser.add_argument(
         "--label-free-kind",
-        choices=["epoch", "average"],
+        choices=["epoch", "average", "best"],
         default="epoch",
-        help="with --label-free-from: its best epoch, or its best averaging window (default epoch)",
+        help="with --label-free-from: its best epoch, its best averaging window, or the better of the two on "
+        "the CV (default epoch)",
     )
     parser.add_argument(
         "--docs-section",

@@ -11,9 +11,10 @@ default setting) into ``<out-dir>/<variant>/`` (default out-dir ``runs/tvsum/scr
 skipped, so an interrupted screen resumes.
 
 Label-free rule per variant: from ``<label-free-cv-dir>/screen_<variant>.json`` when that CV file exists (print
-the commands that make them with ``--print-cv-commands``; ``--label-free-kind`` takes its best epoch or its best
-averaging window), else ``--label-free-epoch``; the table names the rule used. The default setting is chosen by
-the label-free number, never by the protocol maximum (which selects on the test videos).
+the commands that make them with ``--print-cv-commands``; ``--label-free-kind`` takes its best epoch, its best
+averaging window, or the better of the two on the CV), else ``--label-free-epoch``; the table names the rule
+used. The default setting is chosen by the label-free number, never by the protocol maximum (which selects on
+the test videos).
 
 Writes ``<out-dir>/screen.json`` and ``screen.md`` (per variant: protocol, label-free and fixed averages, mean ±
 std over seeds, parameters, wall time per seed); ``--write-docs`` regenerates the marked screen section of
@@ -100,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label-free-cv-dir", help="folder of CV results named screen_<variant>.json")
     parser.add_argument(
         "--label-free-kind",
-        choices=["epoch", "average"],
+        choices=["epoch", "average", "best"],
         default="epoch",
-        help="rule taken from a CV file: its best epoch or its best averaging window (default epoch)",
+        help="rule taken from a CV file: its best epoch, its best averaging window, or the better of the two "
+        "on the CV (default epoch)",
     )
     parser.add_argument("--print-cv-commands", action="store_true", help="print the CV command of each variant, exit")
     args = parser.parse_args(argv)

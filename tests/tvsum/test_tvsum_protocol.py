@@ -133,8 +133,14 @@ def test_label_free_rule_checks(tmp_path: Path) -> None:
     rule = label_free_from_cv(cv, cfg, "average")
     assert (rule.start, rule.epoch) == (5, 20) and "averaging epochs 5-20" in rule.source
     assert rule.to_dict()["start"] == 5 and "start" not in label_free_from_cv(cv, cfg).to_dict()
-    with pytest.raises(ValueError, match="choose epoch or average"):
-        label_free_from_cv(cv, cfg, "best")
+    with pytest.raises(ValueError, match="choose epoch, average or best"):
+        label_free_from_cv(cv, cfg, "top")
+    # "best": the rule with the higher mean validation mAP on the CV, the single epoch on a tie.
+    for epoch_map, average_map, start in ((55.0, 56.0, 5), (56.0, 56.0, None), (57.0, 56.0, None)):
+        content = {**data, "best_mean_map": epoch_map, "average": {"start_epoch": 5, "end_epoch": 20}}
+        content["average"]["mean_map"] = average_map
+        cv.write_text(json.dumps(content))
+        assert label_free_from_cv(cv, cfg, "best").start == start
 
 
 def test_average_evaluations() -> None:

@@ -95,21 +95,24 @@ def label_free_from_cv(path: str | Path, cfg: TVSumConfig, kind: str = "epoch") 
     Args:
         path: The CV result.
         cfg: The setting the rule is for.
-        kind: ``"epoch"``, its best single epoch, or ``"average"``, its best averaging window.
+        kind: ``"epoch"``, its best single epoch; ``"average"``, its best averaging window; ``"best"``, whichever
+            of the two has the higher mean validation mAP (the single epoch on a tie).
 
     Raises:
         ValueError: the CV ran another setting (its fingerprint, the number of epochs left aside, differs), or
-            has no averaging result for ``kind="average"``.
+            has no averaging result for ``kind="average"`` or ``"best"``.
     """
     data = json.loads(Path(path).read_text())
+    if kind not in ("epoch", "average", "best"):
+        raise ValueError(f"label-free kind {kind!r}: choose epoch, average or best")
+    if kind != "epoch" and "average" not in data:
+        raise ValueError(f"{path} has no 'average' result (an older CV file): rerun benchmarks/tvsum_cv.py")
+    if kind == "best":
+        kind = "average" if float(data["average"]["mean_map"]) > float(data["best_mean_map"]) else "epoch"
     if kind == "average":
-        if "average" not in data:
-            raise ValueError(f"{path} has no 'average' result (an older CV file): rerun benchmarks/tvsum_cv.py")
         start, epoch = int(data["average"]["start_epoch"]), int(data["average"]["end_epoch"])
-    elif kind == "epoch":
-        start, epoch = None, int(data["best_epoch"])
     else:
-        raise ValueError(f"label-free kind {kind!r}: choose epoch or average")
+        start, epoch = None, int(data["best_epoch"])
     mine = cfg.training_fingerprint(exclude=("epochs",))
     theirs = data.get("setting_fingerprint")
     if theirs is None:
