@@ -244,4 +244,10 @@ def test_screen_runs_variants(synthetic_tvsum: Path, tmp_path: Path, capsys: pyt
     table = (out / "screen.md").read_text()
     assert "| base | - | 0 1 2 |" in table and "mean of the standardised evaluations at epochs 2-4 (CV " in table
     assert "| global_token |" in table and "epoch 2 (--label-free-epoch 2, no CV of its own)" in table
+    # Every variant is also scored at the common epoch: for the base, the mean of its jobs' mAP at epoch 2.
+    assert "| At epoch 2 |" in table
+    rows = {r["variant"]: r for r in json.loads((out / "screen.json").read_text())["variants"]}
+    jobs = [json.loads(f.read_text()) for f in sorted((out / "base" / "jobs").glob("seed_*/*.json"))]
+    at_2 = [m for job in jobs for e, m in job["curve"] if e == 2]
+    assert len(at_2) == 6 and rows["base"]["common_epoch"]["stats"]["Avg."]["mean"] == pytest.approx(sum(at_2) / 6)
     assert "[1/" not in capsys.readouterr().out  # nothing retrained
