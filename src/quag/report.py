@@ -134,12 +134,53 @@ def loss_curves_svg(metrics_jsonl: str | Path, width: int = 1000, height: int = 
     series = read_loss_curves(metrics_jsonl)
     if not series:
         return "<p>no training losses logged</p>"
+    return line_chart_svg(
+        dict(sorted(series.items())),
+        "training step",
+        "loss (mean since the previous log)",
+        "training losses per task",
+        width,
+        height,
+    )
+
+
+SVG_FILE_STYLE = (
+    "text{font-size:12px;font-family:system-ui,sans-serif;fill:#333}.tick{fill:#59636e}"
+    ".grid{stroke:#e6e9ed}.axis{stroke:#8c959f}"
+)
+"""The chart classes of :data:`STYLE`, for an SVG file that stands alone (no page around it)."""
+
+
+def line_chart_svg(
+    series: dict[str, Sequence[tuple[float, float]]],
+    x_label: str,
+    y_label: str,
+    label: str,
+    width: int = 1000,
+    height: int = 300,
+    standalone: bool = False,
+    dashed: Collection[str] = (),
+) -> str:
+    """Lines of ``(x, y)`` points on round ticks, one colour each, with a legend on the right.
+
+    Args:
+        series: ``{legend name: points}`` in legend order.
+        x_label: Title of the x axis.
+        y_label: Title of the y axis.
+        label: What the chart shows (its accessible name).
+        width: viewBox width.
+        height: viewBox height.
+        standalone: An SVG file of its own (namespace, styles and a white background) rather than markup inside
+            a page that carries :data:`STYLE`.
+        dashed: Names of the series drawn dashed.
+    """
     xs = [x for s in series.values() for x, _ in s]
     ys = [y for s in series.values() for _, y in s]
     x0, x1 = min(xs), max(max(xs), min(xs) + 1)
     y_ticks = nice_ticks(min(ys), max(ys))
     y0, y1 = min(y_ticks[0], min(ys)), max(y_ticks[-1], max(ys), min(ys) + 1e-6)
-    left, right, top, bottom = 64, 190, 14, 48  # room for tick labels and the axis titles; the legend on the right
+    legend_w = max(190, 24 + 7 * max(len(n) for n in series))
+    left, right, top, bottom = 64, legend_w, 14, 48  # room for tick labels and the axis titles; the legend on the right
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def px(x: float) -> float:
@@ -148,7 +189,14 @@ def loss_curves_svg(metrics_jsonl: str | Path, width: int = 1000, height: int = 
     def py(y: float) -> float:
         return top + plot_h - (y - y0) / (y1 - y0) * plot_h
 
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="training losses per task">']
+    head = f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(label)}">'
+    if standalone:
+        head = (
+            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{_esc(label)}"><style>{SVG_FILE_STYLE}</style>'
+            f'<rect width="{width}" height="{height}" fill="#fff"/>'
+        )
+    parts = [head]
     for t in y_ticks:
         y = py(t)
         parts.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}"/>')
@@ -160,14 +208,15 @@ def loss_curves_svg(metrics_jsonl: str | Path, width: int = 1000, height: int = 
     parts += [
         f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}"/>',
         f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}"/>',
-        f'<text x="{left + plot_w / 2:.0f}" y="{height - 6}" text-anchor="middle">training step</text>',
+        f'<text x="{left + plot_w / 2:.0f}" y="{height - 6}" text-anchor="middle">{_esc(x_label)}</text>',
         f'<text transform="translate(16 {top + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">'
-        "loss (mean since the previous log)</text>",
+        f"{_esc(y_label)}</text>",
     ]
-    for i, (name, pts) in enumerate(sorted(series.items())):
+    for i, (name, pts) in enumerate(series.items()):
         color = COLORS[i % len(COLORS)]
+        dash = ' stroke-dasharray="6 4"' if name in dashed else ""
         path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2"{dash} points="{path}"/>')
         ly = top + 8 + 20 * i
         parts.append(f'<rect x="{left + plot_w + 16}" y="{ly - 9}" width="14" height="4" fill="{color}"/>')
         parts.append(f'<text x="{left + plot_w + 36}" y="{ly - 3}">{_esc(name)}</text>')

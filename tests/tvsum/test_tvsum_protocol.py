@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from quag.io import replace_marked_section
-from quag.tvsum.config import load_tvsum_config
+from quag.tvsum.config import TVSUM_CATEGORIES, load_tvsum_config
 from quag.tvsum.data import TVSUM_SPLITS, load_tvsum
 from quag.tvsum.protocol import (
     LabelFreeRule,
@@ -251,3 +251,25 @@ def test_screen_runs_variants(synthetic_tvsum: Path, tmp_path: Path, capsys: pyt
     at_2 = [m for job in jobs for e, m in job["curve"] if e == 2]
     assert len(at_2) == 6 and rows["base"]["common_epoch"]["stats"]["Avg."]["mean"] == pytest.approx(sum(at_2) / 6)
     assert "[1/" not in capsys.readouterr().out  # nothing retrained
+
+
+def test_curves_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    curves = benchmark("tvsum_curves")
+    run = tmp_path / "run"
+    for i, cat in enumerate(TVSUM_CATEGORIES):
+        job = run / "jobs" / "seed_3" / f"{cat}.json"
+        job.parent.mkdir(parents=True, exist_ok=True)
+        job.write_text(json.dumps({"curve": [[5, 40.0 + i], [10, 60.0 + i]]}))
+    (run / "jobs" / "seed_4").mkdir()  # an unfinished seed is left out
+    cv = tmp_path / "cv.json"
+    cv.write_text(json.dumps({"seed": 0, "curve": [[5, 50.0], [10, 52.0]], "best_epoch": 10}))
+    out = tmp_path / "c.svg"
+    assert curves.main(["--jobs", str(run), "--cv", str(cv), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "test, seed 3: mean 54.5, range 44.5-64.5" in printed and "seed 4" not in printed
+    svg = out.read_text()
+    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"') and "<style>" in svg
+    assert "test, seed 3" in svg and "validation (CV, seed 0)" in svg and 'stroke-dasharray="6 4"' in svg
+    with pytest.raises(SystemExit) as exit_info:
+        curves.main(["--jobs", str(tmp_path / "none"), "--cv", str(cv), "--out", str(out)])
+    assert exit_info.value.code == 2 and "no jobs/ folder" in capsys.readouterr().err
