@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             rest = [videos[v] for v in TVSUM_SPLITS[cat]["train"] if v != held]
             jobs.append((cat, held, rest))
+    jobs.sort(key=lambda j: len(j[2]) * max(v.num_clips for v in j[2]), reverse=True)  # longest first
     if results:
         print(f"{len(results)} finished fold(s) found in {run_dir}, skipped", file=sys.stderr)
     start = time.perf_counter()
