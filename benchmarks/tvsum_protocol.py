@@ -32,6 +32,7 @@ from pathlib import Path
 from quag.io import marked_section, replace_marked_section
 from quag.tvsum.config import TVSumConfig, load_tvsum_config
 from quag.tvsum.protocol import (
+    LABEL_FREE_KINDS,
     LabelFreeRule,
     check_label_free_epoch,
     label_free_from_cv,
@@ -52,6 +53,26 @@ def add_protocol_arguments(parser: argparse.ArgumentParser, epochs: int, seeds: 
     parser.add_argument("--categories", nargs="+", help="categories (default: all 10)")
     parser.add_argument("--workers", type=int, help="worker processes (default: train.workers)")
     parser.add_argument("--write-docs", action="store_true", help="regenerate the marked section of docs/tvsum.md")
+
+
+def add_label_free_kind_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--label-free-kind``, shared with ``benchmarks/tvsum_screen.py``; ``what`` says which CV file it reads."""
+    parser.add_argument(
+        "--label-free-kind",
+        choices=LABEL_FREE_KINDS,
+        default="epoch",
+        help=f"{what}: its best epoch, its best averaging window, or the better of the two on the CV (default epoch)",
+    )
+
+
+def rule_from_cv(
+    parser: argparse.ArgumentParser, path: str | Path, cfg: TVSumConfig, kind: str, label: str
+) -> LabelFreeRule:
+    """:func:`label_free_from_cv`, with a CV file that cannot be used reported in one line naming ``label``."""
+    try:
+        return label_free_from_cv(path, cfg, kind)
+    except (OSError, ValueError, KeyError) as e:
+        parser.error(f"{label}: {e}")
 
 
 def build_config(args: argparse.Namespace, extra: list[str] | None = None) -> TVSumConfig:
@@ -84,13 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         help="label-free number from the average of the evaluations at epochs START-END, fixed in advance",
     )
     group.add_argument("--label-free-from", help="CV result (runs/tvsum/cv/<name>.json) whose rule to use")
-    parser.add_argument(
-        "--label-free-kind",
-        choices=["epoch", "average", "best"],
-        default="epoch",
-        help="with --label-free-from: its best epoch, its best averaging window, or the better of the two on "
-        "the CV (default epoch)",
-    )
+    add_label_free_kind_argument(parser, "with --label-free-from")
     parser.add_argument(
         "--docs-section",
         default="tvsum-protocol",
@@ -113,10 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         start, end = args.label_free_average
         rule = LabelFreeRule(end, f"--label-free-average {start} {end}", start)
     elif args.label_free_from:
-        try:
-            rule = label_free_from_cv(args.label_free_from, cfg, args.label_free_kind)
-        except (OSError, ValueError, KeyError) as e:
-            parser.error(f"--label-free-from {args.label_free_from}: {e}")
+        path = args.label_free_from
+        rule = rule_from_cv(parser, path, cfg, args.label_free_kind, f"--label-free-from {path}")
     try:
         check_label_free_epoch(rule, cfg)
     except ValueError as e:

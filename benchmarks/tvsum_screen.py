@@ -30,10 +30,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tvsum_protocol import DOCS, add_protocol_arguments, build_config
+from tvsum_protocol import DOCS, add_label_free_kind_argument, add_protocol_arguments, build_config, rule_from_cv
 
 from quag.io import atomic_write_json, atomic_write_text, replace_marked_section
-from quag.tvsum.protocol import LabelFreeRule, job_path, label_free_from_cv, map_at, run_protocol
+from quag.tvsum.protocol import LabelFreeRule, job_path, map_at, run_protocol
 from quag.tvsum.table import mean_std_cell, summarize_scores
 
 VARIANTS: dict[str, list[str]] = {
@@ -125,13 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-seeds", type=int, nargs="+", help="seeds of the base variant (default: --seeds)")
     parser.add_argument("--label-free-epoch", type=int, help="label-free epoch of variants without a CV file")
     parser.add_argument("--label-free-cv-dir", help="folder of CV results named screen_<variant>.json")
-    parser.add_argument(
-        "--label-free-kind",
-        choices=["epoch", "average", "best"],
-        default="epoch",
-        help="rule taken from a CV file: its best epoch, its best averaging window, or the better of the two "
-        "on the CV (default epoch)",
-    )
+    add_label_free_kind_argument(parser, "rule taken from a variant's CV file")
     parser.add_argument("--print-cv-commands", action="store_true", help="print the CV command of each variant, exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -156,10 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         rule = None
         cv = Path(args.label_free_cv_dir) / f"screen_{n}.json" if args.label_free_cv_dir else None
         if cv is not None and cv.is_file():
-            try:
-                rule = label_free_from_cv(cv, cfg, args.label_free_kind)
-            except (OSError, ValueError, KeyError) as e:
-                parser.error(f"{cv}: {e}")
+            rule = rule_from_cv(parser, cv, cfg, args.label_free_kind, str(cv))
         elif args.label_free_epoch is not None:
             rule = LabelFreeRule(args.label_free_epoch, f"--label-free-epoch {args.label_free_epoch}, no CV of its own")
         print(f"== {n}: {' '.join(overrides) or '(base)'}; label-free: {'none' if rule is None else rule.source}")

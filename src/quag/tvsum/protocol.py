@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 RULES: tuple[str, ...] = ("protocol", "fixed", "label_free")
 """The three selection rules, in table order."""
 
+LABEL_FREE_KINDS: tuple[str, ...] = ("epoch", "average", "best")
+"""What :func:`label_free_from_cv` can take from a CV result."""
+
 CAVEAT = (
     "The protocol maximum selects the epoch on the test video itself (the peers' practice, and how the paper's "
     "rows were obtained); the label-free number picks its epoch (or the window of epochs it averages) without "
@@ -103,7 +106,7 @@ def label_free_from_cv(path: str | Path, cfg: TVSumConfig, kind: str = "epoch") 
             has no averaging result for ``kind="average"`` or ``"best"``.
     """
     data = json.loads(Path(path).read_text())
-    if kind not in ("epoch", "average", "best"):
+    if kind not in LABEL_FREE_KINDS:
         raise ValueError(f"label-free kind {kind!r}: choose epoch, average or best")
     if kind != "epoch" and "average" not in data:
         raise ValueError(f"{path} has no 'average' result (an older CV file): rerun benchmarks/tvsum_cv.py")
@@ -192,12 +195,20 @@ def label_free_predictions(out_dir: Path, seed: int, category: str, rule: LabelF
         return {k: [float(x) for x in average_evaluations(z[k][window])] for k in z.files if k != "epochs"}
 
 
-def label_free_map(out_dir: Path, record: dict[str, Any], rule: LabelFreeRule, test_videos: list[TVSumVideo]) -> float:
-    """Test mAP of a job under ``rule`` (one evaluation's is read from its curve)."""
+def label_free_map(
+    out_dir: Path,
+    record: dict[str, Any],
+    rule: LabelFreeRule,
+    test_videos: list[TVSumVideo],
+    predictions: dict[str, list[float]] | None = None,
+) -> float:
+    """Test mAP of a job under ``rule``: one evaluation's is read from its curve, an average is scored from
+    ``predictions`` (its :func:`label_free_predictions`, loaded when not given)."""
     if rule.start is None:
         return map_at(record, rule.epoch)
-    preds = label_free_predictions(out_dir, int(record["seed"]), record["category"], rule)
-    return evaluate_map(preds, test_videos)
+    if predictions is None:
+        predictions = label_free_predictions(out_dir, int(record["seed"]), record["category"], rule)
+    return evaluate_map(predictions, test_videos)
 
 
 def map_at(record: dict[str, Any], epoch: int) -> float:
@@ -356,11 +367,9 @@ def write_protocol_summary(
             preds["protocol"].update(r["predictions_protocol"])
             preds["fixed"].update(r["predictions_fixed"])
             if label_free is not None:
-                preds["label_free"].update(label_free_predictions(out_dir, s, c, label_free))
-        if label_free is not None:
-            per_seed["label_free"][s] = {
-                c: label_free_map(out_dir, r, label_free, test_videos[c]) for c, r in cats.items()
-            }
+                lf = label_free_predictions(out_dir, s, c, label_free)
+                preds["label_free"].update(lf)
+                per_seed["label_free"].setdefault(s, {})[c] = label_free_map(out_dir, r, label_free, test_videos[c], lf)
         for rule, p in preds.items():
             if p:
                 atomic_write_json(out_dir / "predictions" / f"seed_{s}" / f"{rule}.json", p, indent=None)
