@@ -48,8 +48,9 @@ from quag.inference.segmentation import decode_islands, decode_islands_naive
 from quag.io import atomic_write_json, atomic_write_text, replace_marked_section
 from quag.models import HiRESTModel, build_model
 from quag.models.generation import generate_beam
+from quag.models.layers import plain_autograd
 from quag.models.losses import total_loss
-from quag.training.memory import pin_mmap_threshold
+from quag.training.memory import trim_heap
 from quag.training.optim import build_optimizer
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -162,9 +163,11 @@ class TrainPath:
     bf16: bool
     trim: bool = True
     caption_ignore_pad: bool = True
+    release_memory: bool = True
+    """Trim the heap before backward (``train.release_memory``, the trainer's default on CPU)."""
 
 
-REFERENCE_PATH = TrainPath(bf16=False, trim=False, caption_ignore_pad=False)
+REFERENCE_PATH = TrainPath(bf16=False, trim=False, caption_ignore_pad=False, release_memory=False)
 FP32_PATH = TrainPath(bf16=False)
 BF16_PATH = TrainPath(bf16=True)
 
@@ -183,12 +186,15 @@ def train_step_fn(
         batch = trim_caption_padding(copy.copy(batch))
     device_type = "cuda" if device.startswith("cuda") else "cpu"
     mark = phase or (lambda _: None)
+    release = path.release_memory and device_type == "cpu"
 
     def step() -> float:
         mark("forward")
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=path.bf16):
             losses = total_loss(batch.task, model(batch), batch, 0.0003, path.caption_ignore_pad)
         mark("backward")
+        if release:
+            trim_heap()
         losses["loss"].backward()
         mark("clip + step")
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -218,23 +224,55 @@ def training_flops(model: torch.nn.Module, batch: Batch) -> float:
     return float(counter.get_total_flops())
 
 
-def peak_memory_child(steps: int, release_memory: bool, bf16: bool, device: str) -> None:
+@dataclass(frozen=True)
+class MemorySetting:
+    """One row of the peak-memory table: precision, ``train.release_memory`` and the autograd functions."""
+
+    label: str
+    bf16: bool
+    release_memory: bool = True
+    plain_autograd: bool = False
+
+    def flags(self) -> list[str]:
+        return [
+            f
+            for f, on in (
+                ("--bf16", self.bf16),
+                ("--release-memory", self.release_memory),
+                ("--plain-autograd", self.plain_autograd),
+            )
+            if on
+        ]
+
+
+MEMORY_SETTINGS = (
+    MemorySetting("fp32", bf16=False),
+    MemorySetting("bf16, plain autograd, no release_memory", bf16=True, release_memory=False, plain_autograd=True),
+    MemorySetting("bf16, no release_memory", bf16=True, release_memory=False),
+    MemorySetting("bf16 (default on this CPU)", bf16=True),
+)
+"""``plain autograd``: :func:`quag.models.layers.plain_autograd` (what PyTorch saves for backward);
+``release_memory``: the heap trimmed before every backward pass (:func:`quag.training.memory.trim_heap`)."""
+MEMORY_BEFORE = "bf16, plain autograd, no release_memory"
+"""The row the default is compared with: bf16 training before the memory savings."""
+
+
+def peak_memory_child(steps: int, setting: MemorySetting, device: str) -> None:
     """Run in a fresh process: training steps over the three tasks; prints the peak memory in GiB and ms per step."""
-    if release_memory:
-        pin_mmap_threshold()
     model = paper_model(device=device).train()
     opt = build_optimizer(model, 1e-5, 0.01)
-    path = BF16_PATH if bf16 else FP32_PATH
+    path = TrainPath(bf16=setting.bf16, release_memory=setting.release_memory)
     steps_fns = [
         train_step_fn(model, opt, make_batch(t, device=device), path, device)
         for t in ("moment_retrieval", "moment_segmentation", "step_captioning")
     ]
-    steps_fns[0]()  # warm-up, not timed
-    sync(device)
-    start = time.perf_counter()
-    for i in range(1, steps):
-        steps_fns[i % 3]()
-    sync(device)
+    with plain_autograd() if setting.plain_autograd else contextlib.nullcontext():
+        steps_fns[0]()  # warm-up, not timed
+        sync(device)
+        start = time.perf_counter()
+        for i in range(1, steps):
+            steps_fns[i % 3]()
+        sync(device)
     ms = 1000 * (time.perf_counter() - start) / (steps - 1)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else peak_rss_gib()
     print(json.dumps({"peak_gib": peak, "ms_per_step": ms}))
@@ -296,13 +334,33 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def measure_peak_memory(threads: int, release_memory: bool, bf16: bool, device: str) -> dict[str, float]:
+def measure_peak_memory(threads: int, setting: MemorySetting, device: str) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--memory-child", "10", "--threads", str(threads), "--device", device]
-    cmd += (["--release-memory"] if release_memory else []) + (["--bf16"] if bf16 else [])
-    child = subprocess.run(cmd, capture_output=True, text=True)
+    child = subprocess.run(cmd + setting.flags(), capture_output=True, text=True)
     if child.returncode:
         raise RuntimeError(f"memory child failed:\n{child.stderr[-2000:]}")
-    return json.loads(child.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = json.loads(child.stdout.strip().splitlines()[-1])
+    return result
+
+
+def measure_memory_settings(threads: int, device: str, rounds: int) -> dict[str, dict[str, Any]]:
+    """Each setting (:data:`MEMORY_SETTINGS`; on CUDA those without ``release_memory``, a CPU heap matter)
+    ``rounds`` times, the settings alternating: the highest peak and the median time per step of its runs."""
+    settings = [s for s in MEMORY_SETTINGS if not device.startswith("cuda") or not s.release_memory]
+    if device.startswith("cuda"):
+        settings.append(MemorySetting("bf16 (default)", bf16=True, release_memory=False))
+    runs: dict[str, list[dict[str, float]]] = {s.label: [] for s in settings}
+    for _ in range(rounds):
+        for s in settings:
+            runs[s.label].append(measure_peak_memory(threads, s, device))
+    return {
+        label: {
+            "peak_gib": max(r["peak_gib"] for r in rs),
+            "ms_per_step": statistics.median(r["ms_per_step"] for r in rs),
+            "runs": rs,
+        }
+        for label, rs in runs.items()
+    }
 
 
 def default_ms_rounds() -> tuple[float, str]:
@@ -388,9 +446,18 @@ def render(payload: dict[str, Any]) -> str:
             f"{same:>6}  {r.get('naive', '')}"
         )
     lines.append(f"early stop: {ms['rounds']:.2f} rounds per video on average ({ms['from']})")
-    lines += ["", f"peak training memory, 10 steps{'':<22}peak GiB   ms/step"]
+    runs = max(len(m.get("runs", [m])) for m in memory.values())
+    each = f"highest peak / median time of {runs} runs per row, rows alternating" if runs > 1 else "one run per row"
+    lines += ["", f"peak training memory, 10 steps ({each})".ljust(52) + " peak GiB   ms/step"]
     for name, m in memory.items():
         lines.append(f"{name:<52}{m['peak_gib']:>9.2f}{m['ms_per_step']:>10.0f}")
+    default = next((k for k in memory if k.startswith("bf16 (default")), None)
+    if default and MEMORY_BEFORE in memory:
+        new, old = memory[default], memory[MEMORY_BEFORE]
+        lines.append(
+            f"{default} against {MEMORY_BEFORE}: peak {new['peak_gib'] - old['peak_gib']:+.2f} GiB, "
+            f"time per step {100 * (new['ms_per_step'] / old['ms_per_step'] - 1):+.0f}%"
+        )
 
     ext = payload["external"]
     ext_fp32, ext_bf16, then = ext["authors_fp32_ms"], ext["authors_bf16_autocast_ms"], ext["quag_fp32_ms_then"]
@@ -449,12 +516,14 @@ def main() -> None:
     parser.add_argument("--fp32", action="store_true", help="with --memory-phases: fp32 instead of bf16")
     parser.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--release-memory", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--plain-autograd", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = args.device
     if args.memory_child:
-        peak_memory_child(args.memory_child, args.release_memory, args.bf16, dev)
+        setting = MemorySetting("child", args.bf16, args.release_memory, args.plain_autograd)
+        peak_memory_child(args.memory_child, setting, dev)
         return
     if args.memory_phases:
         if dev != "cpu":
@@ -619,12 +688,7 @@ def main() -> None:
                 row["identical"] = cap_fn(False, True)() == cap_fn(False, False)()
             infer_rows.append(row)
 
-    memory = {
-        "fp32": measure_peak_memory(args.threads, False, False, dev),
-        "bf16 (default on this CPU)": measure_peak_memory(args.threads, False, True, dev),
-    }
-    if not dev.startswith("cuda"):
-        memory["bf16 + train.release_memory"] = measure_peak_memory(args.threads, True, True, dev)
+    memory = measure_memory_settings(args.threads, dev, 1 if args.quick else 2)
 
     payload = {
         "torch": torch.__version__,

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from quag.models.encoders import BERT_INIT_STD, BERT_NORM_EPS
-from quag.models.layers import Dropout, MultiHeadAttention, attention_mask
+from quag.models.layers import Dropout, Linear, MultiHeadAttention, attention_mask, tied_logits, tied_lookup
 
 
 @dataclass
@@ -89,8 +89,8 @@ class DecoderLayer(nn.Module):
         self.self_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
         self.cross_attn = MultiHeadAttention(dim, num_heads, dropout=attn_p, init_std=BERT_INIT_STD)
         self.cross_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
-        self.ffn_in = nn.Linear(dim, ffn_dim)
-        self.ffn_out = nn.Linear(ffn_dim, dim)
+        self.ffn_in = Linear(dim, ffn_dim)
+        self.ffn_out = Linear(ffn_dim, dim)
         self.ffn_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
         self.dropout = Dropout(dropout)
         for lin in (self.ffn_in, self.ffn_out):
@@ -153,7 +153,7 @@ class StepCaptionDecoder(nn.Module):
         self.layers = nn.ModuleList(
             DecoderLayer(dim, num_heads, ffn_dim, dropout, attn_dropout) for _ in range(num_layers)
         )
-        self.transform = nn.Linear(dim, dim)
+        self.transform = Linear(dim, dim)
         self.transform_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
         # The output projection is the word-embedding matrix itself (tied); only its bias is a new parameter.
         self.output_bias = nn.Parameter(torch.zeros(vocab_size))
@@ -183,10 +183,14 @@ class StepCaptionDecoder(nn.Module):
             memory_mask=self._memory_attn_mask(memory_mask),
         )
 
-    def logits(self, h: torch.Tensor) -> torch.Tensor:
-        """Output head: (N, L, H) -> (N, L, V) through the tied word embeddings."""
+    def logits(self, h: torch.Tensor, stash: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Output head: (N, L, H) -> (N, L, V) through the tied word embeddings.
+
+        ``stash``: the one given to this forward pass's :func:`~quag.models.layers.tied_lookup`, so the two uses
+        of the matrix share one gradient.
+        """
         h = self.transform_norm(F.gelu(self.transform(h)))
-        return F.linear(h, self.word_embeddings.weight, self.output_bias)
+        return tied_logits(h, self.word_embeddings.weight, self.output_bias, {} if stash is None else stash)
 
     def forward(
         self,
@@ -201,7 +205,8 @@ class StepCaptionDecoder(nn.Module):
         if past + length > self.max_positions:
             raise ValueError(f"caption of {past + length} tokens exceeds the decoder's {self.max_positions} positions")
         positions = torch.arange(past, past + length, device=input_ids.device)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)  # (N, L, H)
+        stash: dict[str, torch.Tensor] = {}  # the tied matrix's gradient, from the head to the lookup
+        x = tied_lookup(input_ids, self.word_embeddings.weight, stash) + self.position_embeddings(positions)
         x = self.dropout(self.embed_norm(x))
 
         # Causal mask aligned to the end (new token i sits at position past + i), plus right padding.
@@ -228,4 +233,4 @@ class StepCaptionDecoder(nn.Module):
                 new_self_kv.append((k, v))
             x = layer(x, (k, v), self_mask, cross_kvs[i], cross_mask)
         new_cache = None if cache is None else DecoderCache(new_self_kv, cache.cross_kv, cache.memory_mask)
-        return self.logits(x), new_cache
+        return self.logits(x, stash), new_cache  # (N, L, V)

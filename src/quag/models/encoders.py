@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quag.models.layers import Dropout, PostLNTransformerLayer, relative_time
+from quag.models.layers import Dropout, Linear, PostLNTransformerLayer, relative_time
 
 BERT_INIT_STD = 0.02
 """CLIP4Caption / BERT initialiser range: N(0, 0.02) weights, zero biases."""
@@ -50,12 +50,12 @@ class InputEmbedding(nn.Module):
         self.video_proj: nn.Linear | None = None
         self.video_norm: nn.LayerNorm | None = None
         if visual_dim > 0:
-            self.video_proj = nn.Linear(visual_dim, dim)
+            self.video_proj = Linear(visual_dim, dim)
             self.video_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
         # the "asr_" names keep the state-dict keys of saved checkpoints and of reference_compat's key map
         self.asr_norm = nn.LayerNorm(audio_dim)
-        self.asr_proj = nn.Linear(audio_dim, dim)
-        self.query_proj = nn.Linear(query_dim, dim)
+        self.asr_proj = Linear(audio_dim, dim)
+        self.query_proj = Linear(query_dim, dim)
 
     def forward(
         self, video: torch.Tensor, audio: torch.Tensor, query: torch.Tensor
@@ -87,7 +87,7 @@ class ContextEmbedding(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.time_mlp = nn.Sequential(nn.Linear(1, dim), nn.Tanh(), nn.Linear(dim, dim))
+        self.time_mlp = nn.Sequential(Linear(1, dim), nn.Tanh(), Linear(dim, dim))
         self.mask_embed = nn.Embedding(2, dim)
         self.boundary_embed = nn.Embedding(2, dim)
 
@@ -133,7 +133,7 @@ class Clip4CaptionVisualEncoder(nn.Module):
         attn_dropout: float | None = None,
     ) -> None:
         super().__init__()
-        self.input_proj = nn.Linear(in_dim, dim)
+        self.input_proj = Linear(in_dim, dim)
         self.position_embeddings = nn.Embedding(max_positions, dim)
         self.embed_norm = nn.LayerNorm(dim, eps=BERT_NORM_EPS)
         self.dropout = Dropout(dropout)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quag.models.layers import Dropout, MultiHeadAttention, masked_mean
+from quag.models.layers import Dropout, Linear, MultiHeadAttention, linear, masked_mean
 
 
 def info_nce(video_global: torch.Tensor, audio_global: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
@@ -118,7 +118,7 @@ class MSP(nn.Module):
         self.mask_padding = mask_padding
         self.cross_attn = CrossAttentionBlock(dim, num_heads, dropout, attn_dropout)
         self.cross_attn_a2v = CrossAttentionBlock(dim, num_heads, dropout, attn_dropout) if separate else None
-        self.fuse = nn.Linear(2 * dim, dim)
+        self.fuse = Linear(2 * dim, dim)
 
     def global_features(self, x: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
         """Eq. 1: (B, T, D) -> (B, D). The reference sums all T rows but divides by the valid count."""
@@ -177,13 +177,13 @@ class QC2(nn.Module):
             raise ValueError(f"gates must be both, temporal, channel or none, got {gates!r}")
         self.gates = gates
         self.mask_padding = mask_padding
-        self.query_fuse = nn.Linear(2 * dim, dim)
-        self.channel_gate = nn.Linear(dim, dim) if gates in ("both", "channel") else None
-        self.temporal_gate = nn.Linear(1, 1) if gates in ("both", "temporal") else None
+        self.query_fuse = Linear(2 * dim, dim)
+        self.channel_gate = Linear(dim, dim) if gates in ("both", "channel") else None
+        self.temporal_gate = Linear(1, 1) if gates in ("both", "temporal") else None
         self.self_attn = MultiHeadAttention(dim, num_heads, bias=False)
         self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
-        self.out_proj = nn.Linear(dim, dim)
+        self.out_proj = Linear(dim, dim)
 
     def forward(self, av: torch.Tensor, query: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
         mask = video_mask if self.mask_padding else None
@@ -191,7 +191,7 @@ class QC2(nn.Module):
         # once per video instead of once per frame (same result, half the FLOPs of this layer)
         d = av.shape[-1]
         w = self.query_fuse.weight  # (D, 2D)
-        r_c = F.linear(av, w[:, :d], self.query_fuse.bias) + F.linear(query, w[:, d:])[:, None, :]  # (B, T, D)
+        r_c = linear(av, w[:, :d], self.query_fuse.bias) + linear(query, w[:, d:])[:, None, :]  # (B, T, D)
         channel_mean = r_c.mean(-1, keepdim=True)  # (B, T, 1): per-frame, padding-free by construction
         time_mean = masked_mean(r_c, mask).unsqueeze(1)  # (B, 1, D)
         if self.gates == "none":

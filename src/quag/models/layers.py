@@ -8,11 +8,29 @@ the only conversion at the attention call is a reshape to ``(B, 1, 1, S)``.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+_LEAN_AUTOGRAD = True
+
+
+@contextlib.contextmanager
+def plain_autograd() -> Iterator[None]:
+    """Within the block, :func:`linear`, the dropout attention of :func:`scaled_dot_product_attention`,
+    :func:`tied_lookup` and :func:`tied_logits` run as plain autograd ops, saving for backward what PyTorch
+    saves (the bf16 weight copies, both attention maps, two dense gradients of the tied embeddings). For
+    benchmarks and tests that compare the two; the values are the same."""
+    global _LEAN_AUTOGRAD
+    before, _LEAN_AUTOGRAD = _LEAN_AUTOGRAD, False
+    try:
+        yield
+    finally:
+        _LEAN_AUTOGRAD = before
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -65,10 +83,241 @@ def scaled_dot_product_attention(
     """
     if dropout_p == 0.0 or q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+    if _LEAN_AUTOGRAD and torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        out: torch.Tensor = _DropoutAttention.apply(q, k, v, attn_mask, dropout_p)
+        return out
+    return _attention_probabilities(q, k, attn_mask, dropout_p)[1] @ v  # (B, nh, L, hd)
+
+
+def _attention_probabilities(
+    q: torch.Tensor, k: torch.Tensor, attn_mask: torch.Tensor | None, p: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Softmax probabilities, their dropout (:func:`dropout`) and its 0/1 ``uint8`` keep-mask, each (B, nh, L, S)."""
+    probs = _softmax_probabilities(q, k, attn_mask)
+    keep = dropout_keep_mask(probs.shape, p).view(torch.uint8)
+    return probs, (probs * keep).mul_(1.0 / (1.0 - p)), keep
+
+
+def _softmax_probabilities(q: torch.Tensor, k: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(hd))`` over the keys ``attn_mask`` allows: (B, nh, L, S)."""
     scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5  # (B, nh, L, S)
     if attn_mask is not None:
         scores = scores.masked_fill(~attn_mask, float("-inf"))
-    return dropout(scores.softmax(dim=-1), dropout_p) @ v  # (B, nh, L, hd)
+    return scores.softmax(dim=-1)
+
+
+class _DropoutAttention(torch.autograd.Function):
+    """The CPU attention of :func:`scaled_dot_product_attention` with probability dropout, as one autograd node.
+
+    Plain autograd keeps two attention maps for backward, the probabilities (for the softmax) and their
+    dropped-out copy (for the product with ``v``), beside the 0/1 mask. This keeps only the mask (q, k and v are
+    kept either way) and recomputes the probabilities from q and k in backward (one batched product and a
+    softmax per map), then runs the ops autograd would run, in its order: the same values and gradients. At the
+    paper setting a bf16 map is 9 MiB per attention layer.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        p: float,
+    ) -> torch.Tensor:
+        _, dropped, keep = _attention_probabilities(q, k, attn_mask, p)
+        ctx.save_for_backward(q, k, v, keep)
+        device = q.device.type
+        ctx.attn_mask, ctx.p = attn_mask, p  # type: ignore[attr-defined]
+        ctx.autocast = torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)  # type: ignore[attr-defined]
+        return dropped @ v  # (B, nh, L, hd)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        q, k, v, keep = ctx.saved_tensors  # type: ignore[attr-defined]
+        attn_mask = ctx.attn_mask  # type: ignore[attr-defined]
+        enabled, dtype = ctx.autocast  # type: ignore[attr-defined]
+        with torch.autocast(q.device.type, dtype=dtype, enabled=enabled):
+            probs = _softmax_probabilities(q, k, attn_mask)  # as in forward: the same values
+        inv_keep = 1.0 / (1.0 - ctx.p)  # type: ignore[attr-defined]
+        grad = grad.to(v.dtype)
+        grad_v = (probs * keep).mul_(inv_keep).transpose(-2, -1) @ grad  # (B, nh, S, hd)
+        grad_probs = ((grad @ v.transpose(-2, -1)) * inv_keep) * keep  # (B, nh, L, S)
+        grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
+        if attn_mask is not None:
+            grad_scores = grad_scores.masked_fill(~attn_mask, 0.0)
+        grad_scores = grad_scores * q.shape[-1] ** -0.5
+        grad_q = grad_scores @ k  # (B, nh, L, hd)
+        grad_k = (q.transpose(-2, -1) @ grad_scores).transpose(-2, -1)  # (B, nh, S, hd), as autograd's bmm
+        return grad_q, grad_k, grad_v, None, None
+
+
+def _cpu_autocast_bf16(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether a linear map of ``x`` by ``weight`` is a CPU bf16-autocast op whose weight needs a gradient."""
+    return (
+        _LEAN_AUTOGRAD
+        and weight.requires_grad
+        and torch.is_grad_enabled()
+        and x.device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    )
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`torch.nn.functional.linear`; under CPU bf16 autocast with gradients, :class:`_Linear`.
+
+    Both compute the same values and gradients; the autocast path of ``F.linear`` keeps the bf16 copy of the
+    weight alive for backward (about 2 bytes per parameter of every layer used, until backward reaches it),
+    while :class:`_Linear` keeps only the fp32 weight it already has and casts it again in backward. A weight
+    used twice in one forward pass (MSP's shared cross-attention) gets its two gradients summed in fp32
+    instead of bf16.
+    """
+    if _cpu_autocast_bf16(x, weight):
+        out: torch.Tensor = _Linear.apply(x, weight, bias, torch.bfloat16, None)
+        return out
+    return F.linear(x, weight, bias)
+
+
+class _Linear(torch.autograd.Function):
+    """``F.linear`` computed in ``dtype`` (inputs, weight and bias cast to it, as CPU bf16 autocast does), saving
+    the cast input and the weight itself, not its cast; backward runs the matrix products autograd would run
+    and casts each gradient back to its input's dtype. With a ``stash`` (a dict, see :func:`tied_logits`) the
+    weight's gradient is left in ``stash["grad"]`` instead of being returned."""
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        dtype: torch.dtype,
+        stash: dict[str, torch.Tensor] | None,
+    ) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            xc = x.to(dtype)
+            out = F.linear(xc, weight.to(dtype), None if bias is None else bias.to(dtype))
+        ctx.save_for_backward(xc, weight)
+        ctx.x_dtype, ctx.bias_dtype = x.dtype, None if bias is None else bias.dtype  # type: ignore[attr-defined]
+        ctx.stash = stash  # type: ignore[attr-defined]
+        return out
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        xc, weight = ctx.saved_tensors  # type: ignore[attr-defined]
+        needs = ctx.needs_input_grad  # type: ignore[attr-defined]
+        grad2 = grad.to(xc.dtype).reshape(-1, grad.shape[-1])  # (N, out)
+        grad_x = grad_w = grad_b = None
+        if needs[0]:
+            grad_x = (grad2 @ weight.to(xc.dtype)).view(*grad.shape[:-1], weight.shape[1])
+            grad_x = grad_x.to(ctx.x_dtype)  # type: ignore[attr-defined]
+        if needs[1]:
+            grad_w = _weight_grad(grad2, xc.reshape(-1, xc.shape[-1]), weight.dtype)  # (out, in)
+            if ctx.stash is not None:  # type: ignore[attr-defined]
+                ctx.stash["grad"], grad_w = grad_w, None  # type: ignore[attr-defined]
+        if needs[2]:
+            grad_b = grad2.sum(0).to(ctx.bias_dtype)  # type: ignore[attr-defined]
+        return grad_x, grad_w, grad_b, None, None
+
+
+def tied_lookup(ids: torch.Tensor, weight: torch.Tensor, stash: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``F.embedding(ids, weight)`` for a matrix that :func:`tied_logits` also uses, with the same ``stash``.
+
+    Autograd would give the shared matrix two dense gradients, one per use, and sum them: for the 30,522 x 768
+    word embeddings a second 90 MiB fp32 matrix at the end of the captioning backward pass. Here the output
+    head leaves its dense gradient in ``stash`` and the lookup adds its rows into it in place
+    (``index_add_``), so one matrix is ever allocated. The sum is the same up to fp32 rounding order (a row
+    looked up several times adds its gradients one by one to the head's instead of to each other first).
+    """
+    if not (_LEAN_AUTOGRAD and weight.requires_grad and torch.is_grad_enabled()):
+        return F.embedding(ids, weight)
+    out: torch.Tensor = _TiedLookup.apply(ids, weight, stash)
+    return out
+
+
+def tied_logits(
+    h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stash: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """``linear(h, weight, bias)`` whose weight gradient goes to ``stash`` for :func:`tied_lookup` to complete.
+
+    Computed in bf16 under CPU bf16 autocast (as :func:`linear`), else in the weight's dtype; under autocast on
+    another device it is :func:`linear` and the stash stays empty (the lookup then allocates its own gradient).
+    """
+    if _cpu_autocast_bf16(h, weight):
+        dtype = torch.bfloat16
+    elif (
+        _LEAN_AUTOGRAD
+        and weight.requires_grad
+        and torch.is_grad_enabled()
+        and not torch.is_autocast_enabled(h.device.type)
+    ):
+        dtype = weight.dtype
+    else:
+        return linear(h, weight, bias)
+    out: torch.Tensor = _Linear.apply(h, weight, bias, dtype, stash)
+    return out
+
+
+class _TiedLookup(torch.autograd.Function):
+    """Embedding lookup whose weight gradient completes the one :func:`tied_logits` left in the stash."""
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        ids: torch.Tensor,
+        weight: torch.Tensor,
+        stash: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        ctx.save_for_backward(ids)
+        ctx.weight_meta = (weight.shape, weight.dtype, weight.device)  # type: ignore[attr-defined]
+        ctx.stash = stash  # type: ignore[attr-defined]
+        return F.embedding(ids, weight)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        (ids,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        shape, dtype, device = ctx.weight_meta  # type: ignore[attr-defined]
+        grad_w = ctx.stash.pop("grad", None)  # type: ignore[attr-defined]
+        if grad_w is None:  # the head's gradient did not come (head unused, or computed elsewhere)
+            grad_w = torch.zeros(shape, dtype=dtype, device=device)
+        grad_w.index_add_(0, ids.reshape(-1), grad.reshape(-1, shape[1]).to(dtype))
+        return None, grad_w, None
+
+
+WEIGHT_GRAD_ROWS = 4096
+"""Output rows per block of :func:`_weight_grad` for weights with more rows (the tied word embeddings)."""
+
+
+def _weight_grad(grad: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``grad.T @ x`` (bf16 products) cast to ``dtype``, contiguous, as the weight gradient of a linear layer.
+
+    Contiguous because autograd would otherwise copy a transposed gradient to the weight's layout when
+    accumulating it. A weight with more than :data:`WEIGHT_GRAD_ROWS` rows is filled block by block, so its bf16
+    gradient never exists in full beside the ``dtype`` one (for the 30,522-row word embeddings, 45 MiB less).
+
+    Args:
+        grad: (N, out) bf16 gradient of the output.
+        x: (N, in) bf16 input.
+        dtype: The weight's dtype.
+
+    Returns:
+        (out, in).
+    """
+    rows = grad.shape[1]
+    if rows <= WEIGHT_GRAD_ROWS:
+        return (grad.t() @ x).to(dtype)
+    out = torch.empty(rows, x.shape[1], dtype=dtype, device=x.device)
+    for start in range(0, rows, WEIGHT_GRAD_ROWS):
+        block = slice(start, start + WEIGHT_GRAD_ROWS)
+        out[block] = grad[:, block].t() @ x
+    return out
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` through :func:`linear` (same parameters and state-dict keys)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)
 
 
 class Dropout(nn.Module):
@@ -160,10 +409,10 @@ class MultiHeadAttention(nn.Module):
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.dropout = dropout
-        self.q_proj = nn.Linear(dim, dim, bias=bias)
-        self.k_proj = nn.Linear(dim, dim, bias=bias)
-        self.v_proj = nn.Linear(dim, dim, bias=bias)
-        self.out_proj = nn.Linear(dim, dim, bias=bias)
+        self.q_proj = Linear(dim, dim, bias=bias)
+        self.k_proj = Linear(dim, dim, bias=bias)
+        self.v_proj = Linear(dim, dim, bias=bias)
+        self.out_proj = Linear(dim, dim, bias=bias)
         self._init(init_std)
 
     def _init(self, init_std: float | None) -> None:
@@ -255,8 +504,8 @@ class PostLNTransformerLayer(nn.Module):
         attn_p = dropout if attn_dropout is None else attn_dropout
         self.self_attn = MultiHeadAttention(dim, num_heads, dropout=attn_p, init_std=init_std)
         self.attn_norm = nn.LayerNorm(dim, eps=norm_eps)
-        self.ffn_in = nn.Linear(dim, ffn_dim)
-        self.ffn_out = nn.Linear(ffn_dim, dim)
+        self.ffn_in = Linear(dim, ffn_dim)
+        self.ffn_out = Linear(ffn_dim, dim)
         self.ffn_norm = nn.LayerNorm(dim, eps=norm_eps)
         self.dropout = Dropout(dropout)
         self.inner_dropout = Dropout(dropout) if ffn_inner_dropout else nn.Identity()

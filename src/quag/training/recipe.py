@@ -56,7 +56,7 @@ from quag.models.decoder_init import initialise_decoder
 from quag.models.losses import total_loss
 from quag.tasks import Task
 from quag.training import distributed as D
-from quag.training.memory import pin_mmap_threshold
+from quag.training.memory import trim_heap
 from quag.training.optim import build_optimizer, build_scheduler
 from quag.training.preflight import check_run_features, load_run_splits
 from quag.training.run_folder import (
@@ -153,8 +153,6 @@ class TrainRecipe:
             self.device = torch.device("cuda", self.dist.local_rank)
         torch.manual_seed(cfg.train.seed + self.dist.rank)
         np.random.seed(cfg.train.seed + self.dist.rank)
-        if cfg.train.release_memory and self.device.type == "cpu":
-            pin_mmap_threshold()
         self.precision, self.precision_reason = resolve_precision(cfg.train.precision, self.device)
         self.run_dir = cfg.run_dir
         # 1. everything the run will read, checked before anything is written
@@ -366,6 +364,7 @@ class TrainRecipe:
         result = TrainResult(self.run_dir, 0, self.best)
         t0 = time.time()
         done = self.step >= self.total_steps
+        release_memory = cfg.release_memory and self.device.type == "cpu"
         while not done and self.epoch < cfg.epochs:
             self.loader.set_epoch(self.epoch, self.step_in_epoch)
             for task, batch in self.loader:
@@ -378,6 +377,8 @@ class TrainRecipe:
                         task, out, batch, cfg.msp_loss_weight, cfg.caption_loss_ignore_pad, cfg.moment_loss
                     )
                 self.optimizer.zero_grad(set_to_none=True)
+                if release_memory:
+                    trim_heap()  # the forward pass's freed temporaries, before backward allocates the gradients
                 losses["loss"].backward()
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
