@@ -344,11 +344,12 @@ def measure_peak_memory(threads: int, setting: MemorySetting, device: str) -> di
 
 
 def measure_memory_settings(threads: int, device: str, rounds: int) -> dict[str, dict[str, Any]]:
-    """Each setting (:data:`MEMORY_SETTINGS`; on CUDA those without ``release_memory``, a CPU heap matter)
-    ``rounds`` times, the settings alternating: the highest peak and the median time per step of its runs."""
-    settings = [s for s in MEMORY_SETTINGS if not device.startswith("cuda") or not s.release_memory]
-    if device.startswith("cuda"):
-        settings.append(MemorySetting("bf16 (default)", bf16=True, release_memory=False))
+    """Each setting of :data:`MEMORY_SETTINGS` ``rounds`` times, the settings alternating: the highest peak and
+    the median time per step of its runs. Off the CPU ``release_memory`` does nothing (it trims the C heap), so
+    settings that differ only by it are run once, under the later label."""
+    cuda = device.startswith("cuda")
+    effective = {(s.bf16, s.plain_autograd, s.release_memory and not cuda): s for s in MEMORY_SETTINGS}
+    settings = list(effective.values())
     runs: dict[str, list[dict[str, float]]] = {s.label: [] for s in settings}
     for _ in range(rounds):
         for s in settings:

@@ -33,6 +33,12 @@ def plain_autograd() -> Iterator[None]:
         _LEAN_AUTOGRAD = before
 
 
+def _saves_less(*tensors: torch.Tensor) -> bool:
+    """Whether the functions that keep less for backward apply: gradients are recorded for one of ``tensors``
+    and :func:`plain_autograd` is not in force."""
+    return _LEAN_AUTOGRAD and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """Inverted dropout whose CPU mask comes from 16-bit random draws (~3.5x faster than ``torch.bernoulli_``).
 
@@ -84,7 +90,7 @@ def scaled_dot_product_attention(
     """
     if dropout_p == 0.0 or q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
-    if _LEAN_AUTOGRAD and torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+    if _saves_less(q, k, v):
         out: torch.Tensor = _DropoutAttention.apply(q, k, v, attn_mask, dropout_p)
         return out
     return _dropped_probabilities(q, k, attn_mask, dropout_p)[0] @ v  # (B, nh, L, hd)
@@ -156,9 +162,7 @@ class _DropoutAttention(torch.autograd.Function):
 def _cpu_autocast_bf16(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether a linear map of ``x`` by ``weight`` is a CPU bf16-autocast op whose weight needs a gradient."""
     return (
-        _LEAN_AUTOGRAD
-        and weight.requires_grad
-        and torch.is_grad_enabled()
+        _saves_less(weight)
         and x.device.type == "cpu"
         and torch.is_autocast_enabled("cpu")
         and torch.get_autocast_dtype("cpu") == torch.bfloat16
@@ -230,7 +234,7 @@ def tied_lookup(ids: torch.Tensor, weight: torch.Tensor, stash: dict[str, torch.
     (``index_add_``), so one matrix is ever allocated. The sum is the same up to fp32 rounding order (a row
     looked up several times adds its gradients one by one to the head's instead of to each other first).
     """
-    if not (_LEAN_AUTOGRAD and weight.requires_grad and torch.is_grad_enabled()):
+    if not _saves_less(weight):
         return F.embedding(ids, weight)
     out: torch.Tensor = _TiedLookup.apply(ids, weight, stash)
     return out
@@ -246,12 +250,7 @@ def tied_logits(
     """
     if _cpu_autocast_bf16(h, weight):
         dtype = torch.bfloat16
-    elif (
-        _LEAN_AUTOGRAD
-        and weight.requires_grad
-        and torch.is_grad_enabled()
-        and not torch.is_autocast_enabled(h.device.type)
-    ):
+    elif _saves_less(weight) and not torch.is_autocast_enabled(h.device.type):
         dtype = weight.dtype
     else:
         return linear(h, weight, bias)
@@ -290,15 +289,15 @@ WEIGHT_GRAD_ROWS = 4096
 
 
 def _weight_grad(grad: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``grad.T @ x`` (bf16 products) cast to ``dtype``, contiguous, as the weight gradient of a linear layer.
+    """``grad.T @ x`` (products in the inputs' dtype) cast to ``dtype``, contiguous: a linear layer's weight gradient.
 
     Contiguous because autograd would otherwise copy a transposed gradient to the weight's layout when
     accumulating it. A weight with more than :data:`WEIGHT_GRAD_ROWS` rows is filled block by block, so its bf16
     gradient never exists in full beside the ``dtype`` one (for the 30,522-row word embeddings, 45 MiB less).
 
     Args:
-        grad: (N, out) bf16 gradient of the output.
-        x: (N, in) bf16 input.
+        grad: (N, out) gradient of the output (bf16 under autocast).
+        x: (N, in) input, in ``grad``'s dtype.
         dtype: The weight's dtype.
 
     Returns:
