@@ -83,9 +83,10 @@ def test_weight_gradient_in_blocks_equals_one_product(monkeypatch: pytest.Monkey
 
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, BF16])
-def test_dropout_attention_equals_plain_autograd(masked: bool, dtype: torch.dtype) -> None:
+@pytest.mark.parametrize("head_dim", [8, 64])  # 64: scale 1/8, a power of two, applied to q instead of the scores
+def test_dropout_attention_equals_plain_autograd(masked: bool, dtype: torch.dtype, head_dim: int) -> None:
     g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 3, 7, 8, generator=g).to(dtype).requires_grad_() for _ in range(3))
+    q, k, v = (torch.randn(2, 3, 7, head_dim, generator=g).to(dtype).requires_grad_() for _ in range(3))
     mask = torch.rand(2, 1, 1, 7, generator=g) > 0.3 if masked else None
 
     def plain(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

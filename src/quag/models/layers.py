@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 from collections.abc import Iterator
 
 import torch
@@ -102,15 +103,30 @@ def _dropped_probabilities(
     """The softmax probabilities after :func:`dropout`, and its 0/1 ``uint8`` keep-mask, each (B, nh, L, S)."""
     probs = _softmax_probabilities(q, k, attn_mask)
     keep = dropout_keep_mask(probs.shape, p).view(torch.uint8)
-    return (probs * keep).mul_(1.0 / (1.0 - p)), keep
+    dropped = probs * keep if probs.requires_grad else probs.mul_(keep)  # in place unless autograd needs probs
+    return dropped.mul_(1.0 / (1.0 - p)), keep
 
 
 def _softmax_probabilities(q: torch.Tensor, k: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
-    """``softmax(q k^T / sqrt(hd))`` over the keys ``attn_mask`` allows: (B, nh, L, S)."""
-    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5  # (B, nh, L, S)
+    """``softmax(q k^T / sqrt(hd))`` over the keys ``attn_mask`` allows: (B, nh, L, S).
+
+    When the scale is a power of two (head width 4, 16, 64, 256, ...; 64 at the paper setting) it multiplies
+    ``q`` before the product, not the (L, S) scores after it: a power-of-two factor commutes with every rounding
+    of the product, so the scores are the same bits for a fraction of the work.
+    """
+    scale = q.shape[-1] ** -0.5
+    if _is_power_of_two(scale):
+        scores = (q * scale) @ k.transpose(-2, -1)  # (B, nh, L, S)
+    else:
+        scores = (q @ k.transpose(-2, -1)) * scale
     if attn_mask is not None:
-        scores = scores.masked_fill(~attn_mask, float("-inf"))
+        scores.masked_fill_(~attn_mask, float("-inf"))
     return scores.softmax(dim=-1)
+
+
+def _is_power_of_two(x: float) -> bool:
+    """Whether ``x`` (> 0) is an exact power of two, so that scaling by it changes no mantissa bit."""
+    return math.frexp(x)[0] == 0.5
 
 
 class _DropoutAttention(torch.autograd.Function):
@@ -148,14 +164,20 @@ class _DropoutAttention(torch.autograd.Function):
             probs = _softmax_probabilities(q, k, attn_mask)  # as in forward: the same values
         inv_keep = 1.0 / (1.0 - ctx.p)  # type: ignore[attr-defined]
         grad = grad.to(v.dtype)
+        keep = keep.to(probs.dtype)  # converted once here; a uint8 factor is converted by every product
         grad_v = (probs * keep).mul_(inv_keep).transpose(-2, -1) @ grad  # (B, nh, S, hd)
-        grad_probs = ((grad @ v.transpose(-2, -1)) * inv_keep) * keep  # (B, nh, L, S)
+        grad_probs = (grad @ v.transpose(-2, -1)).mul_(inv_keep).mul_(keep)  # (B, nh, L, S)
         grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
         if attn_mask is not None:
-            grad_scores = grad_scores.masked_fill(~attn_mask, 0.0)
-        grad_scores = grad_scores * q.shape[-1] ** -0.5
-        grad_q = grad_scores @ k  # (B, nh, L, hd)
-        grad_k = (q.transpose(-2, -1) @ grad_scores).transpose(-2, -1)  # (B, nh, S, hd), as autograd's bmm
+            grad_scores.masked_fill_(~attn_mask, 0.0)
+        scale = q.shape[-1] ** -0.5
+        if _is_power_of_two(scale):  # as in the forward pass: scale the (L, hd) factors, the same bits
+            grad_q = (grad_scores @ k) * scale  # (B, nh, L, hd)
+            grad_k = ((q * scale).transpose(-2, -1) @ grad_scores).transpose(-2, -1)  # (B, nh, S, hd)
+        else:
+            grad_scores = grad_scores * scale
+            grad_q = grad_scores @ k
+            grad_k = (q.transpose(-2, -1) @ grad_scores).transpose(-2, -1)  # as autograd's bmm
         return grad_q, grad_k, grad_v, None, None
 
 
@@ -179,9 +201,55 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     instead of bf16.
     """
     if _cpu_autocast_bf16(x, weight):
+        if _WEIGHT_CASTS:  # training resumed: the inference casts below are stale by the next step
+            _WEIGHT_CASTS.clear()
         out: torch.Tensor = _Linear.apply(x, weight, bias, torch.bfloat16, None)
         return out
+    dtype = _inference_autocast_dtype(x, weight)
+    if dtype is not None:
+        return F.linear(x, _kept_cast(weight, dtype), None if bias is None else _kept_cast(bias, dtype))
     return F.linear(x, weight, bias)
+
+
+_WEIGHT_CASTS: dict[int, tuple[weakref.ref[torch.Tensor], tuple[int, int], torch.Tensor]] = {}
+"""Per weight (by ``id``): a weak reference to it, its (version, data pointer) when cast, and the cast."""
+
+
+def _inference_autocast_dtype(x: torch.Tensor, weight: torch.Tensor) -> torch.dtype | None:
+    """The dtype autocast would cast ``weight`` to for a linear map of ``x`` when no gradient is recorded
+    (inference), or None (gradients recorded, autocast off, or nothing to cast)."""
+    if torch.is_grad_enabled() or not torch.is_autocast_enabled(x.device.type):
+        return None
+    dtype = torch.get_autocast_dtype(x.device.type)
+    return dtype if weight.dtype == torch.float32 and dtype != weight.dtype else None
+
+
+def _kept_cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t.to(dtype)``, computed once and kept while ``t`` is unchanged.
+
+    Autocast casts every weight again in every autocast region (each decoded batch, each request); the cast is
+    the same tensor each time. The kept cast is dropped when ``t`` changes in place (an optimizer step, a loaded
+    state dict: its version moves), is moved, or is freed, and all are dropped when :func:`linear` records
+    gradients again (training) or by :func:`clear_kept_casts`. Inference keeps 2 bytes per parameter it used.
+    """
+    key, state = id(t), (t._version, t.data_ptr())
+    entry = _WEIGHT_CASTS.get(key)
+    if entry is not None and entry[0]() is t and entry[1] == state and entry[2].dtype == dtype:
+        return entry[2]
+    with torch.autocast(t.device.type, enabled=False):
+        cast = t.detach().to(dtype)
+
+    def forget(ref: weakref.ref[torch.Tensor]) -> None:
+        if _WEIGHT_CASTS.get(key, (None,))[0] is ref:
+            del _WEIGHT_CASTS[key]
+
+    _WEIGHT_CASTS[key] = (weakref.ref(t, forget), state, cast)
+    return cast
+
+
+def clear_kept_casts() -> None:
+    """Free the weight casts that inference keeps between calls (:func:`linear`)."""
+    _WEIGHT_CASTS.clear()
 
 
 class _Linear(torch.autograd.Function):
