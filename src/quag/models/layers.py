@@ -115,10 +115,8 @@ def _softmax_probabilities(q: torch.Tensor, k: torch.Tensor, attn_mask: torch.Te
     of the product, so the scores are the same bits for a fraction of the work.
     """
     scale = q.shape[-1] ** -0.5
-    if _is_power_of_two(scale):
-        scores = (q * scale) @ k.transpose(-2, -1)  # (B, nh, L, S)
-    else:
-        scores = (q @ k.transpose(-2, -1)) * scale
+    kt = k.transpose(-2, -1)
+    scores = (q * scale) @ kt if _is_power_of_two(scale) else (q @ kt) * scale  # (B, nh, L, S)
     if attn_mask is not None:
         scores.masked_fill_(~attn_mask, float("-inf"))
     return scores.softmax(dim=-1)
