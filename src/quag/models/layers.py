@@ -41,7 +41,8 @@ def _saves_less(*tensors: torch.Tensor) -> bool:
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
-    """Inverted dropout whose CPU mask comes from 16-bit random draws (~3.5x faster than ``torch.bernoulli_``).
+    """Inverted dropout whose CPU mask comes from 16-bit random draws (faster than ``torch.bernoulli_``: the timing
+    is in docs/benchmarks.md, "Dropout masks on CPU").
 
     An element is kept when its draw ``u`` (uniform over the 65,536 int16 values) satisfies
     ``u >= -32768 + round(p * 65536)``: the drop probability is ``p`` rounded to a multiple of 1/65536 (0.1 ->
@@ -76,7 +77,7 @@ def scaled_dot_product_attention(
     """:func:`torch.nn.functional.scaled_dot_product_attention` whose CPU probability dropout uses :func:`dropout`.
 
     With ``dropout_p > 0`` on CPU, SDPA falls back to its unfused path anyway; this path is the same computation
-    with the dropout mask drawn 3.5x faster, and with gradients one autograd node that keeps less for backward
+    with the dropout mask of :func:`dropout`, and with gradients one autograd node that keeps less for backward
     (:class:`_DropoutAttention`). Elsewhere (``dropout_p == 0`` or another device) it is plain SDPA.
 
     Args:
@@ -190,22 +191,23 @@ def _cpu_autocast_bf16(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """:func:`torch.nn.functional.linear`; under CPU bf16 autocast with gradients, :class:`_Linear`.
+    """:func:`torch.nn.functional.linear`; under CPU bf16 autocast with gradients, :class:`_Linear`; under
+    autocast without gradients, with the weight's cast kept between calls (:func:`_kept_cast`).
 
-    Both compute the same values and gradients; the autocast path of ``F.linear`` keeps the bf16 copy of the
+    All compute the same values and gradients. The autocast path of ``F.linear`` keeps the bf16 copy of the
     weight alive for backward (about 2 bytes per parameter of every layer used, until backward reaches it),
     while :class:`_Linear` keeps only the fp32 weight it already has and casts it again in backward. A weight
     used twice in one forward pass (MSP's shared cross-attention) gets its two gradients summed in fp32
     instead of bf16.
     """
-    if _cpu_autocast_bf16(x, weight):
-        if _WEIGHT_CASTS:  # training resumed: the inference casts below are stale by the next step
-            _WEIGHT_CASTS.clear()
-        out: torch.Tensor = _Linear.apply(x, weight, bias, torch.bfloat16, None)
-        return out
     dtype = _inference_autocast_dtype(x, weight)
     if dtype is not None:
         return F.linear(x, _kept_cast(weight, dtype), None if bias is None else _kept_cast(bias, dtype))
+    if _WEIGHT_CASTS and torch.is_grad_enabled():  # training resumed: the kept casts go stale with its first step
+        _WEIGHT_CASTS.clear()
+    if _cpu_autocast_bf16(x, weight):
+        out: torch.Tensor = _Linear.apply(x, weight, bias, torch.bfloat16, None)
+        return out
     return F.linear(x, weight, bias)
 
 
