@@ -240,8 +240,8 @@ def _kept_cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         cast = t.detach().to(dtype)
 
     def forget(ref: weakref.ref[torch.Tensor]) -> None:
-        if _WEIGHT_CASTS.get(key, (None,))[0] is ref:
-            del _WEIGHT_CASTS[key]
+        if _WEIGHT_CASTS.get(key, (None,))[0] is ref:  # not a newer weight that reuses the id
+            _WEIGHT_CASTS.pop(key, None)
 
     _WEIGHT_CASTS[key] = (weakref.ref(t, forget), state, cast)
     return cast
