@@ -61,6 +61,9 @@ def test_nothing_is_kept_without_autocast_or_with_gradients() -> None:
         linear(x, w)
     assert _kept(w) is None
     with torch.no_grad(), _autocast():
+        half = w[:, :8]  # a view made anew by each call: cast by autocast, not kept
+        assert torch.equal(linear(x[:, :8], half), F.linear(x[:, :8], half))
+        assert not layers._WEIGHT_CASTS
         linear(x, w)
     assert _kept(w) is not None
     with _autocast():  # gradients recorded (training): every kept cast is dropped

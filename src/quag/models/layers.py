@@ -201,7 +201,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     instead of bf16.
     """
     dtype = _inference_autocast_dtype(x, weight)
-    if dtype is not None:
+    if dtype is not None and isinstance(weight, nn.Parameter):  # not a view made anew by each call (QC2's halves)
         return F.linear(x, _kept_cast(weight, dtype), None if bias is None else _kept_cast(bias, dtype))
     if _WEIGHT_CASTS and torch.is_grad_enabled():  # training resumed: the kept casts go stale with its first step
         _WEIGHT_CASTS.clear()
@@ -225,7 +225,7 @@ def _inference_autocast_dtype(x: torch.Tensor, weight: torch.Tensor) -> torch.dt
 
 
 def _kept_cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``t.to(dtype)``, computed once and kept while ``t`` is unchanged.
+    """``t.to(dtype)`` for a parameter ``t``, computed once and kept while ``t`` is unchanged.
 
     Autocast casts every weight again in every autocast region (each decoded batch, each request); the cast is
     the same tensor each time. The kept cast is dropped when ``t`` changes in place (an optimizer step, a loaded
@@ -236,8 +236,7 @@ def _kept_cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     entry = _WEIGHT_CASTS.get(key)
     if entry is not None and entry[0]() is t and entry[1] == state and entry[2].dtype == dtype:
         return entry[2]
-    with torch.autocast(t.device.type, enabled=False):
-        cast = t.detach().to(dtype)
+    cast = t.detach().to(dtype)
 
     def forget(ref: weakref.ref[torch.Tensor]) -> None:
         if _WEIGHT_CASTS.get(key, (None,))[0] is ref:  # not a newer weight that reuses the id
