@@ -6,8 +6,9 @@
 
 Every variant is the base config (``--config`` and the plain overrides) plus its own overrides (``VARIANTS``,
 and each ``--combine a+b`` unites theirs), run by ``benchmarks/tvsum_protocol.py``'s machinery at ``--epochs``
-(default 400) for ``--seeds`` (default 0 1; the base variant ``--base-seeds`` when given, e.g. 0 1 2 for the
-default setting) into ``<out-dir>/<variant>/`` (default out-dir ``runs/tvsum/screen/<name>``): finished jobs are
+(default 400) for ``--seeds`` (default 0 1) into ``<out-dir>/<variant>/`` (default out-dir
+``runs/tvsum/screen/<name>``). The base variant, and the variants named by ``--base-seeds-for``, run
+``--base-seeds`` when given (e.g. 0 1 2 for the default setting and its runners-up). Finished jobs are
 skipped, so an interrupted screen resumes.
 
 Label-free rule per variant: from ``<label-free-cv-dir>/screen_<variant>.json`` when that CV file exists (print
@@ -76,13 +77,23 @@ def common_epoch_scores(out_dir: Path, seeds: list[int], categories: list[str], 
     }
 
 
-def screen_markdown(rows: list[dict[str, Any]], epochs: int) -> str:
+def label_free_on(summary: dict[str, Any], seeds: list[int]) -> float | None:
+    """The label-free average over categories and over ``seeds`` (None when a seed or the rule is missing)."""
+    per_seed = summary.get("per_seed", {}).get("label_free", {})
+    if not seeds or any(str(s) not in per_seed for s in seeds):
+        return None
+    return sum(sum(per_seed[str(s)].values()) / len(per_seed[str(s)]) for s in seeds) / len(seeds)
+
+
+def screen_markdown(rows: list[dict[str, Any]], epochs: int, screen_seeds: list[int]) -> str:
+    """The screen's table; ``screen_seeds`` (``--seeds``) are the seeds every variant ran, on which the default
+    is chosen."""
     common = next((r["common_epoch"]["epoch"] for r in rows if r.get("common_epoch")), None)
+    on = " ".join(map(str, screen_seeds))
     lines = [
-        "| Variant | Overrides | Seeds | Params (M) | Protocol max | Label-free | Label-free rule "
-        + ("" if common is None else f"| At epoch {common} ")
-        + "| Fixed | Wall min / seed |",
-        "|---" * (9 if common is None else 10) + "|",
+        f"| Variant | Overrides | Seeds | Params (M) | Protocol max | Label-free | Label-free, seeds {on} "
+        "| Label-free rule " + ("" if common is None else f"| At epoch {common} ") + "| Fixed | Wall min / seed |",
+        "|---" * (10 if common is None else 11) + "|",
     ]
     for r in rows:
         s = r["summary"]
@@ -91,18 +102,20 @@ def screen_markdown(rows: list[dict[str, Any]], epochs: int) -> str:
         lf = s["label_free_rule"]
         lf_text = "-" if lf is None else f"{LabelFreeRule(**lf).describe()} ({lf['source']})"
         rules = s["rules"]
+        on_screen = label_free_on(s, screen_seeds)
         lines.append(
             f"| {r['variant']} | {' '.join(f'`{o}`' for o in r['overrides']) or '-'} | "
             f"{' '.join(map(str, r['seeds']))} | {s['params'] / 1e6:.2f} | "
             f"{fmt(rules.get('protocol'))} | {fmt(rules.get('label_free'))} | "
-            f"{lf_text} | "
+            f"{'-' if on_screen is None else f'{on_screen:.1f}'} | {lf_text} | "
             + ("" if common is None else f"{fmt(r['common_epoch']['stats'] if r.get('common_epoch') else None)} | ")
             + f"{fmt(rules.get('fixed'))} | {wall} |"
         )
     return (
         f"{epochs} epochs; top-5 mAP (%) averaged over the categories, mean ± "
-        "sample std over seeds (the mean alone for one seed). The default is chosen by the label-free column, never "
-        "by the protocol maximum, which selects its epoch on the test videos."
+        "sample std over seeds (the mean alone for one seed). The default is chosen by the label-free number on the "
+        f"seeds every variant ran (`Label-free, seeds {on}`), never by the protocol maximum, which selects its epoch "
+        "on the test videos; variants given more seeds (`--base-seeds-for`) show all of them in the other columns."
         + (
             ""
             if common is None
@@ -123,6 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help="variants to run (default: all)")
     parser.add_argument("--combine", nargs="*", default=[], help="extra variants joining others, e.g. tokens+position")
     parser.add_argument("--base-seeds", type=int, nargs="+", help="seeds of the base variant (default: --seeds)")
+    parser.add_argument(
+        "--base-seeds-for",
+        nargs="+",
+        default=[],
+        metavar="VARIANT",
+        help="other variants that also run --base-seeds (e.g. the runners-up, to compare with the base on its seeds)",
+    )
     parser.add_argument("--label-free-epoch", type=int, help="label-free epoch of variants without a CV file")
     parser.add_argument("--label-free-cv-dir", help="folder of CV results named screen_<variant>.json")
     add_label_free_kind_argument(parser, "rule taken from a variant's CV file")
@@ -133,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     names = list(dict.fromkeys([*args.variants, *args.combine]))
     for n in names:
         variant_overrides(n)  # fail early on a typo
+    stray = [n for n in args.base_seeds_for if n not in names]
+    if stray or (args.base_seeds_for and not args.base_seeds):
+        parser.error(
+            f"--base-seeds-for {' '.join(stray)}: not among --variants/--combine"
+            if stray
+            else "--base-seeds-for needs --base-seeds"
+        )
     base = " ".join(args.overrides)
     config = f" --config {args.config}" if args.config else ""
     if args.print_cv_commands:
@@ -145,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for n in names:
         overrides = variant_overrides(n)
-        seeds = args.base_seeds if n == "base" and args.base_seeds else args.seeds
+        seeds = args.base_seeds if args.base_seeds and (n == "base" or n in args.base_seeds_for) else args.seeds
         cfg = build_config(argparse.Namespace(**{**vars(args), "seeds": seeds}), [*overrides, f"name={args.name}_{n}"])
         rule = None
         cv = Path(args.label_free_cv_dir) / f"screen_{n}.json" if args.label_free_cv_dir else None
@@ -159,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.label_free_epoch is not None:
             row["common_epoch"] = common_epoch_scores(root / n, seeds, list(cfg.data.categories), args.label_free_epoch)
         rows.append(row)
-    table = screen_markdown(rows, args.epochs)
+    table = screen_markdown(rows, args.epochs, args.seeds)
     atomic_write_json(root / "screen.json", {"variants": rows, "base_overrides": args.overrides})
     atomic_write_text(root / "screen.md", table)
     print(table)

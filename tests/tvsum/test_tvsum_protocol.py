@@ -251,6 +251,19 @@ def test_screen_runs_variants(synthetic_tvsum: Path, tmp_path: Path, capsys: pyt
     at_2 = [m for job in jobs for e, m in job["curve"] if e == 2]
     assert len(at_2) == 6 and rows["base"]["common_epoch"]["stats"]["Avg."]["mean"] == pytest.approx(sum(at_2) / 6)
     assert "[1/" not in capsys.readouterr().out  # nothing retrained
+    # The default is chosen on the seeds every variant ran: the base's label-free mean over seeds 0 and 1 only.
+    per_seed = rows["base"]["summary"]["per_seed"]["label_free"]
+    on_01 = sum(sum(per_seed[s].values()) / len(per_seed[s]) for s in ("0", "1")) / 2
+    assert "| Label-free, seeds 0 1 |" in table
+    assert f"| {rows['base']['summary']['rules']['label_free']['Avg.']['mean']:.1f} ± " in table
+    assert f" | {on_01:.1f} | " in table.split("| base |")[1].splitlines()[0]
+    # A runner-up can be given the base's seeds; a name that is not screened is refused.
+    assert screen.main([*rerun, "--base-seeds-for", "global_token"]) == 0
+    assert (out / "global_token" / "jobs" / "seed_2" / "BK.json").is_file()
+    assert "| global_token | `model.saliency_head=global_token` | 0 1 2 |" in (out / "screen.md").read_text()
+    with pytest.raises(SystemExit):
+        screen.main([*rerun, "--base-seeds-for", "position"])
+    assert "--base-seeds-for position: not among --variants/--combine" in capsys.readouterr().err
 
 
 def test_curves_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
