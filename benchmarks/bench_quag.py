@@ -622,7 +622,9 @@ def main() -> None:
 
         def seg_fn(bf16: bool, rounds: int, naive: bool = False) -> Callable[[], list]:
             def cached_front() -> torch.Tensor:
-                return model.encode_front(ms.video, ms.transcript, ms.query_embedding, ms.video_mask).features
+                return model.encode_front(
+                    ms.video, ms.transcript, ms.query_embedding, ms.video_mask, with_msp_loss=False
+                ).features
 
             def run() -> list:
                 with autocast(bf16):
@@ -672,7 +674,9 @@ def main() -> None:
             def cap_fn(bf16: bool, use_cache: bool, steps: int = steps) -> Callable[[], list]:
                 def run() -> list:
                     with autocast(bf16):
-                        f = model.encode_front(sc.video, sc.transcript, sc.query_embedding, sc.video_mask)
+                        f = model.encode_front(
+                            sc.video, sc.transcript, sc.query_embedding, sc.video_mask, with_msp_loss=False
+                        )
                         h = model.encode_context(f.features, sc.video_mask, sc.moment_mask, None)
                         return generate_beam(model.decoder, h, sc.video_mask, BEAMS, steps, use_cache=use_cache)
 

@@ -59,6 +59,10 @@ def test_front_and_context_reproduce_forward(arch: str) -> None:
     torch.testing.assert_close(model.segment_logits(h), model(batch).logits, rtol=0, atol=0)
     start, end = model.moment_logits(h)
     assert start.shape == end.shape == (2, 9)
+    # Decoding skips L_msp: the same features, and no loss.
+    lean = model.encode_front(batch.video, batch.transcript, batch.query_embedding, batch.video_mask, False)
+    torch.testing.assert_close(lean.features, front.features, rtol=0, atol=0)
+    assert lean.msp_loss is None and (front.msp_loss is not None) == (arch == "quag")
 
 
 def test_caption_forward_needs_targets(arch: str) -> None:

@@ -127,13 +127,17 @@ class MSP(nn.Module):
         return x.sum(1) / video_mask.sum(1, keepdim=True).clamp(min=1).to(x.dtype)
 
     def forward(
-        self, video: torch.Tensor, audio: torch.Tensor, video_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.no_grad():
-            self.temperature.clamp_(self.temperature_min, self.temperature_max)
-        loss = info_nce(
-            self.global_features(video, video_mask), self.global_features(audio, video_mask), self.temperature
-        )
+        self, video: torch.Tensor, audio: torch.Tensor, video_mask: torch.Tensor, with_loss: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fused features and L_msp; ``with_loss=False`` skips the global step and returns None for the loss
+        (decoding needs only the features, which do not depend on it)."""
+        loss = None
+        if with_loss:
+            with torch.no_grad():
+                self.temperature.clamp_(self.temperature_min, self.temperature_max)
+            loss = info_nce(
+                self.global_features(video, video_mask), self.global_features(audio, video_mask), self.temperature
+            )
         key_mask = video_mask if self.mask_padding else None
         a2v = self.cross_attn if self.cross_attn_a2v is None else self.cross_attn_a2v
         v_hat = self.cross_attn(video, audio, key_mask)  # (B, T, D): visual queries over audio
@@ -207,7 +211,7 @@ class QC2(nn.Module):
 
 
 def fuse_audio_visual(
-    msp: MSP | None, video: torch.Tensor, audio: torch.Tensor, video_mask: torch.Tensor
+    msp: MSP | None, video: torch.Tensor, audio: torch.Tensor, video_mask: torch.Tensor, with_loss: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """MSP (Eq. 1-4), or with ``msp=None`` the paper's "w/o MSP" ablation (Table 4): V + A and no L_msp.
 
@@ -216,16 +220,17 @@ def fuse_audio_visual(
         video: V, embedded frames.
         audio: A, the embedded audio stream R_a (HiREST: transcript; TVSum: PANN audio).
         video_mask: True on real frames.
+        with_loss: Compute L_msp (False when only the features are needed, as in decoding).
 
     Returns:
-        The audio-visual features and L_msp (None without MSP).
+        The audio-visual features and L_msp (None without MSP or with ``with_loss=False``).
 
     Shapes:
         - video, audio: (B, T, D); video_mask: (B, T) bool; output: (B, T, D) and a scalar.
     """
     if msp is None:
         return video + audio, None
-    return msp(video, audio, video_mask)
+    return msp(video, audio, video_mask, with_loss)
 
 
 def fuse_query(qc2: QC2 | None, av: torch.Tensor, query: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:

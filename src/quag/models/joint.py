@@ -77,11 +77,17 @@ class JointModel(nn.Module):
     # once per segmentation round.
 
     def encode_front(
-        self, video: torch.Tensor, transcript: torch.Tensor, query_embedding: torch.Tensor, video_mask: torch.Tensor
+        self,
+        video: torch.Tensor,
+        transcript: torch.Tensor,
+        query_embedding: torch.Tensor,
+        video_mask: torch.Tensor,
+        with_msp_loss: bool = True,
     ) -> FrontOutput:
         """Projections and query gating: (B, T, Dv), (B, T, Da), (B, Dq) -> features (B, T, E).
 
-        ``video_mask`` is unused here (every operation is per frame); it keeps the interface of QUAG.
+        ``video_mask`` and ``with_msp_loss`` are unused here (every operation is per frame, and there is no
+        contrastive loss); they keep the interface of QUAG.
         """
         v, a, q = self.embed(video, transcript, query_embedding)  # (B, T, E), (B, T, E), (B, E)
         return FrontOutput(features=v * q[:, None, :] + a, msp_loss=None)

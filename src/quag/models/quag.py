@@ -100,11 +100,19 @@ class QuagModel(nn.Module):
     # once per segmentation round.
 
     def encode_front(
-        self, video: torch.Tensor, transcript: torch.Tensor, query_embedding: torch.Tensor, video_mask: torch.Tensor
+        self,
+        video: torch.Tensor,
+        transcript: torch.Tensor,
+        query_embedding: torch.Tensor,
+        video_mask: torch.Tensor,
+        with_msp_loss: bool = True,
     ) -> FrontOutput:
-        """Input embedding, MSP and QC2: (B, T, Dv), (B, T, Da), (B, Dq), (B, T) -> features (B, T, H)."""
+        """Input embedding, MSP and QC2: (B, T, Dv), (B, T, Da), (B, Dq), (B, T) -> features (B, T, H).
+
+        ``with_msp_loss=False`` (decoding) skips L_msp, which the features do not depend on: ``msp_loss`` is None.
+        """
         v, a, q = self.embed(video, transcript, query_embedding)  # (B, T, H), (B, T, H), (B, H)
-        av, msp_loss = fuse_audio_visual(self.msp, v, a, video_mask)  # (B, T, H)
+        av, msp_loss = fuse_audio_visual(self.msp, v, a, video_mask, with_msp_loss)  # (B, T, H)
         return FrontOutput(features=fuse_query(self.qc2, av, q, video_mask), msp_loss=msp_loss)
 
     def encode_context(
