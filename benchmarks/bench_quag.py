@@ -43,7 +43,7 @@ import torch
 from quag.config import EvalConfig, ModelConfig
 from quag.data.collate import Batch, trim_caption_padding
 from quag.data.tokenizer import SEP_ID
-from quag.inference.runner import predict_moments
+from quag.inference.runner import decode_front, predict_moments
 from quag.inference.segmentation import decode_islands, decode_islands_naive
 from quag.io import atomic_write_json, atomic_write_text, replace_marked_section
 from quag.models import HiRESTModel, build_model
@@ -622,9 +622,7 @@ def main() -> None:
 
         def seg_fn(bf16: bool, rounds: int, naive: bool = False) -> Callable[[], list]:
             def cached_front() -> torch.Tensor:
-                return model.encode_front(
-                    ms.video, ms.transcript, ms.query_embedding, ms.video_mask, with_msp_loss=False
-                ).features
+                return decode_front(model, ms)
 
             def run() -> list:
                 with autocast(bf16):
@@ -674,10 +672,7 @@ def main() -> None:
             def cap_fn(bf16: bool, use_cache: bool, steps: int = steps) -> Callable[[], list]:
                 def run() -> list:
                     with autocast(bf16):
-                        f = model.encode_front(
-                            sc.video, sc.transcript, sc.query_embedding, sc.video_mask, with_msp_loss=False
-                        )
-                        h = model.encode_context(f.features, sc.video_mask, sc.moment_mask, None)
+                        h = model.encode_context(decode_front(model, sc), sc.video_mask, sc.moment_mask, None)
                         return generate_beam(model.decoder, h, sc.video_mask, BEAMS, steps, use_cache=use_cache)
 
                 return run

@@ -87,13 +87,18 @@ def _progress(it: Iterable[Batch], desc: str, total: int, show: bool) -> Iterato
     yield from tqdm(it, desc=desc, total=total, unit="batch", leave=False)
 
 
+def decode_front(model: HiRESTModel, batch: Batch) -> torch.Tensor:
+    """The front end's features (B, T, H) of ``batch`` for decoding, without MSP's loss L_msp: a training signal
+    the features do not depend on."""
+    return model.encode_front(
+        batch.video, batch.transcript, batch.query_embedding, batch.video_mask, with_msp_loss=False
+    ).features
+
+
 @torch.no_grad()
 def predict_moments(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> torch.Tensor:
     """(B, 2) predicted moment frames."""
-    front = model.encode_front(
-        batch.video, batch.transcript, batch.query_embedding, batch.video_mask, with_msp_loss=False
-    )
-    h = model.encode_context(front.features, batch.video_mask, batch.moment_mask, batch.boundary_mask)
+    h = model.encode_context(decode_front(model, batch), batch.video_mask, batch.moment_mask, batch.boundary_mask)
     start, end = model.moment_logits(h)
     return decode_spans(start, end, batch.video_mask, cfg.moment_decoding, cfg.max_moment_frames, cfg.moment_score)
 
@@ -102,9 +107,7 @@ def predict_moments(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> torch.
 def predict_boundaries(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> list[list[int]]:
     """Boundary frames of every video of a segmentation batch (see :mod:`quag.inference.segmentation`)."""
     assert batch.moment_frames is not None
-    front = model.encode_front(
-        batch.video, batch.transcript, batch.query_embedding, batch.video_mask, with_msp_loss=False
-    ).features  # (B, T, D)
+    front = decode_front(model, batch)  # (B, T, D)
 
     def logits_fn(rows: torch.Tensor, region: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:
         h = model.encode_context(front[rows], batch.video_mask[rows], region, boundary)
@@ -132,10 +135,7 @@ def predict_boundaries(model: HiRESTModel, batch: Batch, cfg: EvalConfig) -> lis
 def predict_captions(model: HiRESTModel, batch: Batch, cfg: EvalConfig, use_cache: bool = True) -> list[str]:
     """A caption per step window of ``batch`` (beam search; ``use_cache=False`` reruns the whole prefix every
     step, the same captions more slowly: the benchmarks' naive path)."""
-    front = model.encode_front(
-        batch.video, batch.transcript, batch.query_embedding, batch.video_mask, with_msp_loss=False
-    )
-    h = model.encode_context(front.features, batch.video_mask, batch.moment_mask, None)
+    h = model.encode_context(decode_front(model, batch), batch.video_mask, batch.moment_mask, None)
     ids = generate_beam(
         model.decoder,
         h,
