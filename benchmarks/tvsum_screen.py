@@ -82,7 +82,8 @@ def label_free_on(summary: dict[str, Any], seeds: list[int]) -> float | None:
     per_seed = summary.get("per_seed", {}).get("label_free", {})
     if not seeds or any(str(s) not in per_seed for s in seeds):
         return None
-    return sum(sum(per_seed[str(s)].values()) / len(per_seed[str(s)]) for s in seeds) / len(seeds)
+    mean: float = summarize_scores({s: per_seed[str(s)] for s in seeds})["Avg."]["mean"]
+    return mean
 
 
 def screen_markdown(rows: list[dict[str, Any]], epochs: int, screen_seeds: list[int]) -> str:
@@ -154,12 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     for n in names:
         variant_overrides(n)  # fail early on a typo
     stray = [n for n in args.base_seeds_for if n not in names]
-    if stray or (args.base_seeds_for and not args.base_seeds):
-        parser.error(
-            f"--base-seeds-for {' '.join(stray)}: not among --variants/--combine"
-            if stray
-            else "--base-seeds-for needs --base-seeds"
-        )
+    if stray:
+        parser.error(f"--base-seeds-for {' '.join(stray)}: not among --variants/--combine")
+    if args.base_seeds_for and not args.base_seeds:
+        parser.error("--base-seeds-for needs --base-seeds")
     base = " ".join(args.overrides)
     config = f" --config {args.config}" if args.config else ""
     if args.print_cv_commands:
