@@ -46,8 +46,10 @@ VARIANTS: dict[str, list[str]] = {
     "dropout": ["model.dropout_scheme=qd_detr"],  # (e)
     "global_token": ["model.saliency_head=global_token"],  # (f)
     "no_msp": ["model.use_msp=false"],  # (g) no MSP and no L_msp, audio kept (V + A)
+    "lr_decay": ["train.lr_schedule=linear"],  # learning rate decayed linearly to 0 at the last epoch
+    "ema": ["train.ema_decay=0.95"],  # the moving average of the weights is scored
 }
-"""The base setting and one QD-DETR difference each (docs/tvsum.md, "Switches")."""
+"""The base setting, one QD-DETR difference each (docs/tvsum.md, "Switches") and two ways to a steadier model."""
 
 
 def variant_overrides(name: str) -> list[str]:

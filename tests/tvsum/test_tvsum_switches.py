@@ -135,6 +135,10 @@ def test_config_validation_and_unchanged_default_fingerprint() -> None:
     assert TVSumConfig().training_fingerprint(exclude=("epochs",)) == load_tvsum_config(
         None, ["train.epochs=7"]
     ).training_fingerprint(exclude=("epochs",))
+    assert load_tvsum_config(None, ["train.ema_decay=0"]).training_fingerprint() == "d4595e6301a8afc9"
+    assert load_tvsum_config(None, ["train.ema_decay=0.95"]).training_fingerprint() != "d4595e6301a8afc9"
+    with pytest.raises(ValueError, match="ema_decay"):
+        load_tvsum_config(None, ["train.ema_decay=1"])
 
 
 def test_qd_detr_position_features() -> None:
@@ -169,3 +173,40 @@ def test_training_with_switches_is_deterministic(synthetic_tvsum: Path, name: st
     assert a.curve == b.curve and a.predictions_fixed == b.predictions_fixed
     assert [e for e, _ in a.curve] == [1, 2, 3] and a.eval_predictions[-1] == a.predictions_fixed
     assert "eval_predictions" not in a.to_dict()
+
+
+def test_moving_average_changes_what_is_scored_not_the_training(
+    synthetic_tvsum: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``train.ema_decay``: the same training steps, and every evaluation scores the moving average of the weights,
+    recomputed here from the plain run's weights after each step."""
+    from quag.tvsum import train as train_module
+
+    videos = load_tvsum(synthetic_tvsum, ("VU",))
+    train = [videos[v] for v in TVSUM_SPLITS["VU"]["train"]]
+    test = [videos[v] for v in TVSUM_SPLITS["VU"]["test"]]
+    common = [*tiny_tvsum_overrides(synthetic_tvsum), "train.epochs=4"]
+    scored: list[list[torch.Tensor]] = []
+    predict = train_module.predict_batches
+
+    def spy(model: TVSumQuag, batches: list) -> dict[str, list[float]]:  # type: ignore[type-arg]
+        scored.append([p.detach().clone() for p in model.parameters()])
+        return predict(model, batches)
+
+    monkeypatch.setattr(train_module, "predict_batches", spy)
+    # 4 training videos, batch 4: one step per epoch; the plain run is scored after every step
+    plain = train_category(load_tvsum_config(None, [*common, "train.eval_every=1"]), train, test, seed=3)
+    after_step, scored[:] = list(scored), []
+    decay = 0.5
+    cfg = load_tvsum_config(None, [*common, "train.eval_every=2", f"train.ema_decay={decay}"])
+    averaged = train_category(cfg, train, test, seed=3)
+    assert averaged.final_losses == plain.final_losses  # the training steps are the same
+    assert [e for e, _ in averaged.curve] == [2, 4] and averaged.predictions_fixed != plain.predictions_fixed
+    ema = after_step[0]  # the average starts from the weights after the first step
+    expected = []
+    for weights in after_step[1:]:
+        ema = [decay * e + (1 - decay) * w for e, w in zip(ema, weights, strict=True)]
+        expected.append(ema)
+    for got, want in zip(scored, (expected[0], expected[2]), strict=True):
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g, w)

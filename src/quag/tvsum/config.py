@@ -19,7 +19,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -45,9 +45,16 @@ NEUTRAL_DEFAULTS: dict[str, dict[str, object]] = {
         "dropout_scheme": "quag",
         "saliency_head": "linear",
     },
+    "train": {"ema_decay": 0.0},
 }
 """Fields added after the first reported runs: left out of :meth:`TVSumConfig.training_fingerprint` while they
 hold these values (the behaviour before they existed), so finished results stay reusable."""
+
+
+def _without_neutral(section: str, values: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``values`` of a config section less the ``skip`` fields and the fields at their :data:`NEUTRAL_DEFAULTS`."""
+    neutral = NEUTRAL_DEFAULTS.get(section, {})
+    return {k: v for k, v in values.items() if k not in skip and (k not in neutral or v != neutral[k])}
 
 
 @dataclass
@@ -150,6 +157,11 @@ class TVSumTrainConfig:
     """``constant`` (QD-DETR: its StepLR drop at epoch 2000 never fires) or linear warm-up then decay to 0."""
     warmup_ratio: float = 0.0
     """Warm-up fraction of all steps for ``lr_schedule=linear``."""
+    ema_decay: float = 0.0
+    """0: evaluate the trained weights. In (0, 1): evaluate an exponential moving average of the weights instead,
+    ``avg <- decay * avg + (1 - decay) * w`` after every step, starting from the weights after the first step
+    (:class:`torch.optim.swa_utils.AveragedModel`); training itself is unchanged. With one step per epoch, 0.95
+    averages over about the last 20 epochs."""
     grad_clip: float = 0.1
     """Max gradient norm; 0 disables (QD-DETR ``grad_clip``)."""
     msp_loss_weight: float = 0.3
@@ -188,6 +200,8 @@ class TVSumTrainConfig:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.negative_query_weight < 0 or self.margin < 0:
             raise ValueError("train.negative_query_weight and train.margin must be >= 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"train.ema_decay must be in [0, 1) (0 = off), got {self.ema_decay!r}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
@@ -220,14 +234,11 @@ class TVSumConfig:
                 epochs do not depend on the total).
         """
         skip = ("seeds", "workers", "num_threads", *exclude)
-        model = {
-            k: v
-            for k, v in dataclasses.asdict(self.model).items()
-            if k not in NEUTRAL_DEFAULTS["model"] or v != NEUTRAL_DEFAULTS["model"][k]
-        }
+        model = _without_neutral("model", dataclasses.asdict(self.model))
+        train = _without_neutral("train", dataclasses.asdict(self.train), skip)
         payload = {
             "model": model,
-            "train": {k: v for k, v in dataclasses.asdict(self.train).items() if k not in skip},
+            "train": train,
             "normalize_features": self.data.normalize_features,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

@@ -28,10 +28,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from quag.io import atomic_write_json, atomic_write_text
 from quag.training.optim import build_optimizer, build_scheduler
@@ -183,6 +184,9 @@ def train_category(
     scheduler = None
     if t.lr_schedule == "linear":
         scheduler = build_scheduler(optimizer, t.epochs * steps_per_epoch, t.warmup_ratio)
+    # the evaluated weights: the model's own, or their moving average (training is the same either way)
+    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay)) if t.ema_decay > 0 else None
+    evaluated = model if averaged is None else cast(TVSumQuag, averaged.module)
     weights = loss_weights(cfg)
     generator = np.random.default_rng(seed)
     whole = collate_videos(train_videos) if t.batch_size >= len(train_videos) else None
@@ -213,10 +217,12 @@ def train_category(
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             last_terms = {k: float(v.detach()) for k, v in terms.items()}
         latest = float("nan")
         if epoch % t.eval_every == 0 or epoch == t.epochs:
-            pred = predict_batches(model, test_batches)
+            pred = predict_batches(evaluated, test_batches)
             latest = evaluate_map(pred, test_videos)
             curve.append([epoch, latest])
             if keep_eval_predictions:
