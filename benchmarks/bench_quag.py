@@ -9,7 +9,8 @@ captions of 10 words padded to 48 tokens, 3 beams; random weights (seed 0). Ever
 
 * training: the ``reference`` path (the model and loss as the authors' code runs them, ``configs/reference_quag.yaml``:
   no padding masks, [PAD] targets in the caption loss, so captions are computed at all 48 positions; fp32) against
-  quag's defaults in fp32 and under bf16 autocast (captions cut to their longest, ``trim_caption_padding``);
+  quag's defaults in fp32 and under bf16 autocast (captions cut to their longest, ``trim_caption_padding``); every
+  round times each path of each task once, so all training rows share the machine's state;
 * inference: naive paths (the whole model in every segmentation round, beam search without the key/value cache)
   against the cached ones, fp32 against bf16; naive and cached outputs are compared (they must be identical).
 
@@ -552,41 +553,42 @@ def main() -> None:
     ref_model = paper_model(reference=True, device=dev)
     opt = build_optimizer(model, 1e-5, 0.01)
     ref_opt = build_optimizer(ref_model, 1e-5, 0.01)
+    # every task's paths are set up and warmed up first, then timed in the same interleaved rounds, so that all
+    # training rows, the machine-speed rows included, see the machine in the same state
+    prepared: list[dict[str, Any]] = []
     for task in ("moment_retrieval", "moment_segmentation", "step_captioning"):
         batch = make_batch(task, device=dev)
         model.train()
         ref_model.train()
-        loss_fp32 = first_loss(model, batch, FP32_PATH, dev)
-        loss_bf16 = first_loss(model, batch, BF16_PATH, dev)
-        flops = training_flops(model, trim_caption_padding(copy.copy(batch)))
-        ref_step = train_step_fn(ref_model, ref_opt, batch, REFERENCE_PATH, dev)
-        fp32_step = train_step_fn(model, opt, batch, FP32_PATH, dev)
-        bf16_step = train_step_fn(model, opt, batch, BF16_PATH, dev)
-        paths = [("reference", ref_step), ("fp32", fp32_step), ("bf16", bf16_step)]
-        if f"train {task}" in SAME_CODE_ROWS:
-            paths.append(("fp32_sitting", fp32_step))
-        for _, fn in paths:  # warm-up
-            fn()
-        times: dict[str, list[float]] = {name: [] for name, _ in paths}
-        for _ in range(reps):  # interleaved rounds
-            for name, fn in paths:
+        train_row: dict[str, Any] = {
+            "name": f"train {task}",
+            "loss_fp32": first_loss(model, batch, FP32_PATH, dev),
+            "loss_bf16": first_loss(model, batch, BF16_PATH, dev),
+            "gflop": training_flops(model, trim_caption_padding(copy.copy(batch))) / 1e9,
+        }
+        paths = [
+            ("reference", train_step_fn(ref_model, ref_opt, batch, REFERENCE_PATH, dev)),
+            ("fp32", train_step_fn(model, opt, batch, FP32_PATH, dev)),
+            ("bf16", train_step_fn(model, opt, batch, BF16_PATH, dev)),
+        ]
+        if train_row["name"] in SAME_CODE_ROWS:
+            paths.append(("fp32_sitting", paths[1][1]))
+        for name, fn in paths:  # warm-up
+            with sitting_code() if name == "fp32_sitting" else contextlib.nullcontext():
+                fn()
+        prepared.append({"row": train_row, "paths": paths, "times": {name: [] for name, _ in paths}})
+    for _ in range(reps):  # interleaved rounds: each task's each path once per round
+        for p in prepared:
+            for name, fn in p["paths"]:
                 with sitting_code() if name == "fp32_sitting" else contextlib.nullcontext():
-                    times[name].append(timed(fn, 1, 0, dev))
-        med = {k: statistics.median(v) for k, v in times.items()}
-        train_rows.append(
-            {
-                "name": f"train {task}",
-                "reference_ms": med["reference"],
-                "fp32_ms": med["fp32"],
-                "bf16_ms": med["bf16"],
-                **({"fp32_sitting_ms": med["fp32_sitting"]} if "fp32_sitting" in med else {}),
-                "loss_fp32": loss_fp32,
-                "loss_bf16": loss_bf16,
-                "gflop": flops / 1e9,
-                "fraction_of_fp32_gemm": flops / (med["fp32"] / 1000) / 1e9 / fp32_rate,
-            }
-        )
-        print(f"  {train_rows[-1]['name']}: " + ", ".join(f"{k} {v:.0f} ms" for k, v in med.items()), flush=True)
+                    p["times"][name].append(timed(fn, 1, 0, dev))
+    for p in prepared:
+        med = {k: statistics.median(v) for k, v in p["times"].items()}
+        train_row = p["row"]
+        train_row.update({f"{k}_ms": v for k, v in med.items()})
+        train_row["fraction_of_fp32_gemm"] = train_row["gflop"] / (med["fp32"] / 1000) / fp32_rate
+        train_rows.append(train_row)
+        print(f"  {train_row['name']}: " + ", ".join(f"{k} {v:.0f} ms" for k, v in med.items()), flush=True)
 
     infer_rows: list[dict[str, Any]] = []
     device_type = "cuda" if dev.startswith("cuda") else "cpu"
