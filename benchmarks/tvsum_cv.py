@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "eval_every": cfg.train.eval_every,
         "seed": args.seed,
         "categories": categories,
-        "setting_fingerprint": cfg.training_fingerprint(exclude=("epochs",)),
+        "setting_fingerprint": cfg.setting_fingerprint(),
         "curve": [[e, float(m)] for e, m in zip(epochs, curve, strict=True)],
         "best_epoch": epochs[best],
         "best_mean_map": float(curve[best]),

@@ -120,6 +120,13 @@ def test_label_free_rule_checks(tmp_path: Path) -> None:
     assert label_free_from_cv(cv, load_tvsum_config(None, ["train.epochs=400"])).epoch == 10
     with pytest.raises(ValueError, match="another setting"):
         label_free_from_cv(cv, load_tvsum_config(None, ["model.position=qd_detr"]))
+    # Under the linear schedule the rate at each epoch depends on the total: a CV of another length is refused.
+    linear = load_tvsum_config(None, ["train.epochs=20", "train.lr_schedule=linear"])
+    cv.write_text(json.dumps({"best_epoch": 10, "setting_fingerprint": linear.setting_fingerprint()}))
+    assert label_free_from_cv(cv, linear).epoch == 10
+    with pytest.raises(ValueError, match="another setting"):
+        label_free_from_cv(cv, load_tvsum_config(None, ["train.epochs=400", "train.lr_schedule=linear"]))
+    cv.write_text(json.dumps({"best_epoch": 10, "setting_fingerprint": cfg.setting_fingerprint()}))
     # The averaging window: both ends evaluated, start first; a CV file without it is refused with the fix.
     check_label_free_epoch(LabelFreeRule(20, "x", start=5), cfg)
     with pytest.raises(ValueError, match="not evaluated"):

@@ -243,6 +243,12 @@ class TVSumConfig:
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
+    def setting_fingerprint(self) -> str:
+        """The fingerprint a leave-one-out CV shares with the test runs of its setting: the number of epochs is left
+        out under a constant learning rate (the first N epochs do not depend on the total) and kept under the
+        linear schedule, whose rate at every epoch depends on it."""
+        return self.training_fingerprint(exclude=("epochs",) if self.train.lr_schedule == "constant" else ())
+
 
 def load_tvsum_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TVSumConfig:
     """Read a YAML file (or start from the defaults), apply ``section.key=value`` overrides, validate.

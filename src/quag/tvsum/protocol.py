@@ -116,7 +116,7 @@ def label_free_from_cv(path: str | Path, cfg: TVSumConfig, kind: str = "epoch") 
         start, epoch = int(data["average"]["start_epoch"]), int(data["average"]["end_epoch"])
     else:
         start, epoch = None, int(data["best_epoch"])
-    mine = cfg.training_fingerprint(exclude=("epochs",))
+    mine = cfg.setting_fingerprint()
     theirs = data.get("setting_fingerprint")
     if theirs is None:
         logger.warning("%s has no setting_fingerprint (older CV file): cannot check it ran this setting", path)
