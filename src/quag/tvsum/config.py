@@ -229,9 +229,8 @@ class TVSumConfig:
         seeds or the category list: a rerun reuses a finished (seed, category) only if this matches.
 
         Args:
-            exclude: ``train`` fields to leave out as well, e.g. ``("epochs",)`` to compare the setting of a
-                leave-one-out run with that of a longer test run (with a constant learning rate the first N
-                epochs do not depend on the total).
+            exclude: ``train`` fields to leave out as well, e.g. ``("epochs",)`` (see
+                :meth:`setting_fingerprint`).
         """
         skip = ("seeds", "workers", "num_threads", *exclude)
         model = _without_neutral("model", dataclasses.asdict(self.model))
