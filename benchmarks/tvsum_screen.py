@@ -1,4 +1,5 @@
-"""Screen the QD-DETR switches of the TVSum model through the protocol's resumable jobs.
+"""Screen the switches of the TVSum model (QD-DETR differences, learning-rate decay, weight averaging) through the
+protocol's resumable jobs.
 
     python benchmarks/tvsum_screen.py --name switches --label-free-epoch 45 --write-docs
     python benchmarks/tvsum_screen.py --name switches --variants base tokens \
