@@ -409,6 +409,16 @@ def sitting_code() -> Iterator[None]:
         layers.dropout = today  # type: ignore[assignment]
 
 
+def in_sitting_code(step: Callable[[], float]) -> Callable[[], float]:
+    """``step`` run under :func:`sitting_code` (the machine-speed rows' fp32 path)."""
+
+    def run() -> float:
+        with sitting_code():
+            return step()
+
+    return run
+
+
 def machine_speeds(train_rows: list[dict[str, Any]], then: dict[str, float]) -> dict[str, float]:
     """Per same-code row: this machine's time over the external sitting's (runs made before the sitting row
     existed give today's fp32 time)."""
@@ -572,16 +582,14 @@ def main() -> None:
             ("bf16", train_step_fn(model, opt, batch, BF16_PATH, dev)),
         ]
         if train_row["name"] in SAME_CODE_ROWS:
-            paths.append(("fp32_sitting", paths[1][1]))
-        for name, fn in paths:  # warm-up
-            with sitting_code() if name == "fp32_sitting" else contextlib.nullcontext():
-                fn()
+            paths.append(("fp32_sitting", in_sitting_code(paths[1][1])))
+        for _, fn in paths:  # warm-up
+            fn()
         prepared.append({"row": train_row, "paths": paths, "times": {name: [] for name, _ in paths}})
     for _ in range(reps):  # interleaved rounds: each task's each path once per round
         for p in prepared:
             for name, fn in p["paths"]:
-                with sitting_code() if name == "fp32_sitting" else contextlib.nullcontext():
-                    p["times"][name].append(timed(fn, 1, 0, dev))
+                p["times"][name].append(timed(fn, 1, 0, dev))
     for p in prepared:
         med = {k: statistics.median(v) for k, v in p["times"].items()}
         train_row = p["row"]

@@ -116,7 +116,7 @@ def test_label_free_rule_checks(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not evaluated"):
         check_label_free_epoch(LabelFreeRule(7, "x"), cfg)
     cv = tmp_path / "cv.json"
-    cv.write_text(json.dumps({"best_epoch": 10, "setting_fingerprint": cfg.training_fingerprint(exclude=("epochs",))}))
+    cv.write_text(json.dumps({"best_epoch": 10, "setting_fingerprint": cfg.setting_fingerprint()}))
     assert label_free_from_cv(cv, load_tvsum_config(None, ["train.epochs=400"])).epoch == 10
     with pytest.raises(ValueError, match="another setting"):
         label_free_from_cv(cv, load_tvsum_config(None, ["model.position=qd_detr"]))
@@ -241,7 +241,7 @@ def test_screen_runs_variants(synthetic_tvsum: Path, tmp_path: Path, capsys: pyt
     cv_dir = tmp_path / "cv"
     cv_dir.mkdir()
     base_cfg = load_tvsum_config(str(out / "base" / "config.yaml"))
-    fingerprint = base_cfg.training_fingerprint(exclude=("epochs",))
+    fingerprint = base_cfg.setting_fingerprint()
     average = {"start_epoch": 2, "end_epoch": 4}
     (cv_dir / "screen_base.json").write_text(
         json.dumps({"best_epoch": 2, "setting_fingerprint": fingerprint, "average": average})
