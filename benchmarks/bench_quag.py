@@ -34,7 +34,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,35 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int, device: str = "cp
         sync(device)
         times.append((time.perf_counter() - t0) * 1000)
     return statistics.median(times)
+
+
+@dataclass
+class TimedPath:
+    """One path of a table row: what to run, in how many of the interleaved rounds, after how many warm-ups."""
+
+    fn: Callable[[], object]
+    rounds: int
+    warmup: int = 1
+
+
+def interleaved_ms(rows: list[dict[str, TimedPath]], device: str = "cpu") -> list[dict[str, float]]:
+    """Median milliseconds of every path of every row (``{path}_ms``), timed in interleaved rounds.
+
+    All paths are warmed up first; then each round runs every row's every path once (a path with fewer
+    ``rounds`` drops out after its last one), so that all the rows of a table see the machine in the same state
+    and the ratios between them are not a drift of the machine between one row's timing and the next.
+    """
+    for paths in rows:
+        for path in paths.values():
+            for _ in range(path.warmup):
+                path.fn()
+    times: list[dict[str, list[float]]] = [{name: [] for name in paths} for paths in rows]
+    for r in range(max(path.rounds for paths in rows for path in paths.values())):
+        for paths, row_times in zip(rows, times, strict=True):
+            for name, path in paths.items():
+                if r < path.rounds:
+                    row_times[name].append(timed(path.fn, 1, 0, device))
+    return [{f"{name}_ms": statistics.median(ts) for name, ts in row_times.items()} for row_times in times]
 
 
 def paper_model(reference: bool = False, device: str = "cpu") -> HiRESTModel:
@@ -267,7 +296,8 @@ def peak_memory_child(steps: int, setting: MemorySetting, device: str) -> None:
         train_step_fn(model, opt, make_batch(t, device=device), path, device)
         for t in ("moment_retrieval", "moment_segmentation", "step_captioning")
     ]
-    with plain_autograd() if setting.plain_autograd else contextlib.nullcontext():
+    sampler = None if device.startswith("cuda") else PrivatePeak()
+    with plain_autograd() if setting.plain_autograd else contextlib.nullcontext(), sampler or contextlib.nullcontext():
         steps_fns[0]()  # warm-up, not timed
         sync(device)
         start = time.perf_counter()
@@ -276,15 +306,54 @@ def peak_memory_child(steps: int, setting: MemorySetting, device: str) -> None:
         sync(device)
     ms = 1000 * (time.perf_counter() - start) / (steps - 1)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else peak_rss_gib()
-    print(json.dumps({"peak_gib": peak, "ms_per_step": ms}))
+    private = None if sampler is None else sampler.peak_gib
+    print(json.dumps({"peak_gib": peak, "private_peak_gib": private, "ms_per_step": ms}))
 
 
-def memory_phases(rounds: int, bf16: bool) -> dict[str, dict[str, float]]:
-    """Where the CPU training peak happens: the highest resident memory (GiB) seen in each phase of each task's step.
+class PrivatePeak:
+    """The highest private (anonymous) resident memory of this process while the block runs, in GiB.
 
-    A thread reads ``/proc/self/statm`` every 0.5 ms while the three tasks step in turn (:func:`train_step_fn`),
-    ``rounds`` times; the first round (the optimizer state being created) is left out. The phases are the step's:
-    forward + loss, backward, gradient clipping + optimizer step + freeing the gradients.
+    ``VmHWM`` counts every resident page, the shared library pages too (``RssFile``, mostly torch's own code).
+    How many of those count depends on the kernel's page cache: on a page fault the kernel also maps the
+    neighbouring pages that are already cached, so more of a library read recently is counted, and the same
+    run's ``VmHWM`` moves with the cache (docs/benchmarks.md gives a measurement); the private part does not.
+    The kernel keeps no peak of it: a thread reads ``RssAnon`` from ``/proc/self/status`` every 5 ms (None
+    where that file is missing). Inside ``with``, ``peak_gib`` is the peak so far.
+    """
+
+    def __init__(self) -> None:
+        self.peak_gib: float | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        status = Path("/proc/self/status")
+        if not status.is_file():
+            return
+        with status.open() as f:
+            while not self._done.is_set():
+                f.seek(0)
+                kib = next(int(line.split()[1]) for line in f if line.startswith("RssAnon:"))
+                self.peak_gib = max(self.peak_gib or 0.0, kib / 2**20)
+                time.sleep(0.005)
+
+    def __enter__(self) -> PrivatePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def memory_phases(rounds: int, bf16: bool) -> dict[str, dict[str, tuple[float, float]]]:
+    """Where the CPU training peak happens: the highest resident memory (GiB), all of it and its private part (as
+    :class:`PrivatePeak`), seen in each phase of each task's step.
+
+    A thread reads ``/proc/self/statm`` (resident and shared pages; private = resident - shared) every 0.5 ms
+    while the three tasks step in turn (:func:`train_step_fn`), ``rounds`` times; the first round (the optimizer
+    state being created) is left out. The phases are the step's: forward + loss, backward, gradient clipping +
+    optimizer step + freeing the gradients.
     """
     statm = Path("/proc/self/statm")
     if not statm.is_file():
@@ -294,17 +363,18 @@ def memory_phases(rounds: int, bf16: bool) -> dict[str, dict[str, float]]:
     opt = build_optimizer(model, 1e-5, 0.01)
     tasks = ("moment_retrieval", "moment_segmentation", "step_captioning")
     current: list[str | None] = [None, None]  # (task, phase) being sampled; task None = not sampled
-    peaks: dict[str, dict[str, float]] = {t: {} for t in tasks}
+    peaks: dict[str, dict[str, tuple[float, float]]] = {t: {} for t in tasks}
     done = threading.Event()
 
     def sample() -> None:
         with statm.open() as f:
             while not done.is_set():
                 f.seek(0)
-                rss = int(f.read().split()[1]) * page / 2**30
+                resident, shared = (int(v) * page / 2**30 for v in f.read().split()[1:3])
                 task, name = current
                 if task is not None and name is not None:
-                    peaks[task][name] = max(peaks[task].get(name, 0.0), rss)
+                    total, private = peaks[task].get(name, (0.0, 0.0))
+                    peaks[task][name] = (max(total, resident), max(private, resident - shared))
                 time.sleep(0.0005)
 
     def mark(name: str) -> None:
@@ -358,11 +428,18 @@ def measure_memory_settings(threads: int, device: str, rounds: int) -> dict[str,
     return {
         label: {
             "peak_gib": max(r["peak_gib"] for r in rs),
+            "private_peak_gib": highest(r.get("private_peak_gib") for r in rs),
             "ms_per_step": statistics.median(r["ms_per_step"] for r in rs),
             "runs": rs,
         }
         for label, rs in runs.items()
     }
+
+
+def highest(values: Iterable[float | None]) -> float | None:
+    """The largest of the values that are not None (None if there are none)."""
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
 
 
 def default_ms_rounds() -> tuple[float, str]:
@@ -460,9 +537,10 @@ def render(payload: dict[str, Any]) -> str:
     lines.append(f"early stop: {ms['rounds']:.2f} rounds per video on average ({ms['from']})")
     runs = max(len(m.get("runs", [m])) for m in memory.values())
     each = f"highest peak / median time of {runs} runs per row, rows alternating" if runs > 1 else "one run per row"
-    lines += ["", f"peak training memory, 10 steps ({each})".ljust(52) + " peak GiB   ms/step"]
+    lines += ["", f"peak training memory, 10 steps ({each})".ljust(52) + " peak GiB  private   ms/step"]
     for name, m in memory.items():
-        lines.append(f"{name:<52}{m['peak_gib']:>9.2f}{m['ms_per_step']:>10.0f}")
+        private = fmt(m.get("private_peak_gib"), "{:.2f}")
+        lines.append(f"{name:<52}{m['peak_gib']:>9.2f}{private:>9}{m['ms_per_step']:>10.0f}")
     default = next((k for k in memory if k.startswith("bf16 (default")), None)
     if default and MEMORY_BEFORE in memory:
         new, old = memory[default], memory[MEMORY_BEFORE]
@@ -526,10 +604,16 @@ def main() -> None:
         help="print the peak resident memory of each phase of each task's training step (CPU, bf16 unless --fp32)",
     )
     parser.add_argument("--fp32", action="store_true", help="with --memory-phases: fp32 instead of bf16")
-    parser.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--release-memory", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--plain-autograd", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--memory-child",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="only one row of the memory table: STEPS training steps in this process, its peaks printed as JSON",
+    )
+    parser.add_argument("--release-memory", action="store_true", help="with --memory-child: train.release_memory")
+    parser.add_argument("--plain-autograd", action="store_true", help="with --memory-child: plain autograd")
+    parser.add_argument("--bf16", action="store_true", help="with --memory-child: bf16 autocast")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = args.device
@@ -542,10 +626,12 @@ def main() -> None:
             raise SystemExit("--memory-phases measures resident memory on the CPU; drop --device")
         peaks = memory_phases(3, bf16=not args.fp32)
         columns = ("forward", "backward", "clip + step")
-        print(f"peak resident memory, GiB, {'fp32' if args.fp32 else 'bf16'}, rounds 2-3 of 3 (one step per task each)")
-        print(f"{'task':<22}" + "".join(f"{c:>13}" for c in columns))
+        precision = "fp32" if args.fp32 else "bf16"
+        print(f"peak resident memory, GiB, all / private, {precision}, rounds 2-3 of 3 (one step per task each)")
+        print(f"{'task':<22}" + "".join(f"{c:>16}" for c in columns))
         for task, row in peaks.items():
-            print(f"{task:<22}" + "".join(f"{row.get(c, float('nan')):>13.3f}" for c in columns))
+            cells = (row.get(c, (float("nan"), float("nan"))) for c in columns)
+            print(f"{task:<22}" + "".join(f"{total:>8.3f} / {private:.3f}" for total, private in cells))
         print(f"process peak (VmHWM, round 1 included): {peak_rss_gib():.3f}")
         return
     if args.render:
@@ -563,9 +649,9 @@ def main() -> None:
     ref_model = paper_model(reference=True, device=dev)
     opt = build_optimizer(model, 1e-5, 0.01)
     ref_opt = build_optimizer(ref_model, 1e-5, 0.01)
-    # every task's paths are set up and warmed up first, then timed in the same interleaved rounds, so that all
-    # training rows, the machine-speed rows included, see the machine in the same state
-    prepared: list[dict[str, Any]] = []
+    # every task's paths are timed in the same interleaved rounds (interleaved_ms), so that all training rows, the
+    # machine-speed rows included, see the machine in the same state
+    train_paths: list[dict[str, TimedPath]] = []
     for task in ("moment_retrieval", "moment_segmentation", "step_captioning"):
         batch = make_batch(task, device=dev)
         model.train()
@@ -576,29 +662,23 @@ def main() -> None:
             "loss_bf16": first_loss(model, batch, BF16_PATH, dev),
             "gflop": training_flops(model, trim_caption_padding(copy.copy(batch))) / 1e9,
         }
-        paths = [
-            ("reference", train_step_fn(ref_model, ref_opt, batch, REFERENCE_PATH, dev)),
-            ("fp32", train_step_fn(model, opt, batch, FP32_PATH, dev)),
-            ("bf16", train_step_fn(model, opt, batch, BF16_PATH, dev)),
-        ]
+        fp32 = train_step_fn(model, opt, batch, FP32_PATH, dev)
+        paths = {
+            "reference": TimedPath(train_step_fn(ref_model, ref_opt, batch, REFERENCE_PATH, dev), reps),
+            "fp32": TimedPath(fp32, reps),
+            "bf16": TimedPath(train_step_fn(model, opt, batch, BF16_PATH, dev), reps),
+        }
         if train_row["name"] in SAME_CODE_ROWS:
-            paths.append(("fp32_sitting", in_sitting_code(paths[1][1])))
-        for _, fn in paths:  # warm-up
-            fn()
-        prepared.append({"row": train_row, "paths": paths, "times": {name: [] for name, _ in paths}})
-    for _ in range(reps):  # interleaved rounds: each task's each path once per round
-        for p in prepared:
-            for name, fn in p["paths"]:
-                p["times"][name].append(timed(fn, 1, 0, dev))
-    for p in prepared:
-        med = {k: statistics.median(v) for k, v in p["times"].items()}
-        train_row = p["row"]
-        train_row.update({f"{k}_ms": v for k, v in med.items()})
-        train_row["fraction_of_fp32_gemm"] = train_row["gflop"] / (med["fp32"] / 1000) / fp32_rate
+            paths["fp32_sitting"] = TimedPath(in_sitting_code(fp32), reps)
         train_rows.append(train_row)
-        print(f"  {train_row['name']}: " + ", ".join(f"{k} {v:.0f} ms" for k, v in med.items()), flush=True)
+        train_paths.append(paths)
+    for train_row, med in zip(train_rows, interleaved_ms(train_paths, dev), strict=True):
+        train_row.update(med)
+        train_row["fraction_of_fp32_gemm"] = train_row["gflop"] / (med["fp32_ms"] / 1000) / fp32_rate
+        print(f"  {train_row['name']}: " + ", ".join(f"{k} {v:.0f}" for k, v in med.items()), flush=True)
 
     infer_rows: list[dict[str, Any]] = []
+    infer_paths: list[dict[str, TimedPath]] = []
     device_type = "cuda" if dev.startswith("cuda") else "cpu"
 
     def autocast(bf16: bool) -> Any:
@@ -617,13 +697,12 @@ def main() -> None:
 
             return run
 
-        infer_rows.append(
+        infer_rows.append({"name": "infer moment_retrieval", "naive": "reference padding"})
+        infer_paths.append(
             {
-                "name": "infer moment_retrieval",
-                "naive_ms": timed(mr_fn(ref_model, False), reps, warm, dev),
-                "naive": "reference padding",
-                "fp32_ms": timed(mr_fn(model, False), reps, warm, dev),
-                "bf16_ms": timed(mr_fn(model, True), reps, warm, dev),
+                "naive": TimedPath(mr_fn(ref_model, False), reps, warm),
+                "fp32": TimedPath(mr_fn(model, False), reps, warm),
+                "bf16": TimedPath(mr_fn(model, True), reps, warm),
             }
         )
 
@@ -657,22 +736,23 @@ def main() -> None:
         infer_rows.append(
             {
                 "name": "infer segmentation (20 rounds)",
-                "naive_ms": timed(seg_fn(False, 20, naive=True), 1 if args.quick else 2, 0, dev),
                 "naive": "whole model every round",
-                "fp32_ms": timed(seg_fn(False, 20), reps, warm, dev),
-                "bf16_ms": timed(seg_fn(True, 20), reps, warm, dev),
                 "identical": seg_fn(False, 20)() == seg_fn(False, 20, naive=True)(),
+            }
+        )
+        infer_paths.append(
+            {
+                "naive": TimedPath(seg_fn(False, 20, naive=True), 1 if args.quick else 2, 0),
+                "fp32": TimedPath(seg_fn(False, 20), reps, warm),
+                "bf16": TimedPath(seg_fn(True, 20), reps, warm),
             }
         )
         k = max(1, math.ceil(ms_rounds))
         infer_rows.append(
-            {
-                "name": f"infer segmentation (early stop, {k} rounds)",
-                "fp32_ms": timed(seg_fn(False, k), reps, warm, dev),
-                "bf16_ms": timed(seg_fn(True, k), reps, warm, dev),
-                "rounds": ms_rounds,
-                "rounds_from": rounds_from,
-            }
+            {"name": f"infer segmentation (early stop, {k} rounds)", "rounds": ms_rounds, "rounds_from": rounds_from}
+        )
+        infer_paths.append(
+            {"fp32": TimedPath(seg_fn(False, k), reps, warm), "bf16": TimedPath(seg_fn(True, k), reps, warm)}
         )
 
         sc = make_batch("step_captioning", device=dev)
@@ -687,18 +767,22 @@ def main() -> None:
 
                 return run
 
-            row: dict[str, Any] = {
-                "name": f"infer captioning ({steps} steps)",
-                "fp32_ms": timed(cap_fn(False, True), reps, warm, dev),
-                "bf16_ms": timed(cap_fn(True, True), reps, warm, dev),
-                "naive": "no key/value cache",
+            row: dict[str, Any] = {"name": f"infer captioning ({steps} steps)", "naive": "no key/value cache"}
+            paths = {
+                "fp32": TimedPath(cap_fn(False, True), reps, warm),
+                "bf16": TimedPath(cap_fn(True, True), reps, warm),
             }
             if steps == 6 or not args.quick:
-                row["naive_ms"] = timed(cap_fn(False, False), 1 if (args.quick or steps == 48) else reps, 0, dev)
+                paths["naive"] = TimedPath(cap_fn(False, False), 1 if (args.quick or steps == 48) else reps, 0)
                 row["identical"] = cap_fn(False, True)() == cap_fn(False, False)()
             infer_rows.append(row)
+            infer_paths.append(paths)
+        # every inference path in the same interleaved rounds, as the training rows (the decoder's SEP bias stays
+        # at -1e4 throughout: only the captioning rows read it)
+        for row, med in zip(infer_rows, interleaved_ms(infer_paths, dev), strict=True):
+            row.update(med)
 
-    memory = measure_memory_settings(args.threads, dev, 1 if args.quick else 2)
+    memory = measure_memory_settings(args.threads, dev, 1 if args.quick else 3)
 
     payload = {
         "torch": torch.__version__,

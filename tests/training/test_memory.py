@@ -34,3 +34,29 @@ def test_trim_returns_the_free_heap_pages() -> None:
         growth[flag] = float(out.stdout.strip())
     assert growth["1"] < 40, growth  # the 10 kept blocks (10 MiB) and little else
     assert growth["0"] > growth["1"] + 100, growth  # without the trim the freed blocks stay resident
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_private_peak_sees_a_short_lived_allocation() -> None:
+    """bench_quag's private-memory peak: a 256 MiB tensor that lives 50 ms shows up, and nothing else is added."""
+    import importlib
+    import time
+    from pathlib import Path
+
+    import torch
+
+    benchmarks = str(Path(__file__).resolve().parents[2] / "benchmarks")
+    sys.path.insert(0, benchmarks)
+    try:
+        bench_quag = importlib.import_module("bench_quag")
+    finally:
+        sys.path.remove(benchmarks)
+    with bench_quag.PrivatePeak() as before:
+        time.sleep(0.02)
+    with bench_quag.PrivatePeak() as during:
+        x = torch.ones(64 * 2**20)  # 256 MiB, written: resident
+        time.sleep(0.05)
+        del x
+        time.sleep(0.02)
+    assert before.peak_gib is not None and during.peak_gib is not None
+    assert 0.2 < during.peak_gib - before.peak_gib < 0.35, (before.peak_gib, during.peak_gib)
