@@ -559,8 +559,9 @@ def render(payload: dict[str, Any]) -> str:
         "",
         "external figures (not measured here): " + ext["source"],
         f"machine speed: quag's fp32 training steps as they ran at that sitting{sitting} take {each} their time "
-        f"then; the authors' figures are also shown scaled by the median, {speed:.2f}x (a spread between the rows "
-        "is timing noise of this machine, and the scaled ratios carry it)",
+        f"then; the authors' figures are also shown scaled by the median, {speed:.2f}x, and in brackets by the "
+        "lowest and highest of them (a spread between the rows is timing noise of this machine, and the scaled "
+        "ratios carry it)",
         "row                                          authors fp32  authors bf16  quag bf16 now"
         "  authors fp32 / quag bf16",
     ]
@@ -569,9 +570,10 @@ def render(payload: dict[str, Any]) -> str:
         if name not in ext_fp32:
             continue
         label = r["name"].replace("infer segmentation (early stop, ", "infer seg. (early stop vs 20, ")
+        lo, mid, hi = (ext_fp32[name] * v / r["bf16_ms"] for v in (min(speeds.values()), speed, max(speeds.values())))
         lines.append(
             f"{label:<45.45}{ext_fp32[name]:>13}{fmt(ext_bf16.get(name)):>14}{r['bf16_ms']:>15.0f}"
-            f"{ext_fp32[name] / r['bf16_ms']:>9.2f}x raw, {ext_fp32[name] * speed / r['bf16_ms']:.2f}x scaled"
+            f"{ext_fp32[name] / r['bf16_ms']:>9.2f}x raw, {mid:.2f}x scaled ({lo:.2f}-{hi:.2f})"
         )
     lines.append(f"authors' peak training memory then: {ext['authors_peak_gib']} GiB")
     return "\n".join(lines)
