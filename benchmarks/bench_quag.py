@@ -314,9 +314,8 @@ class PrivatePeak:
     """The highest private (anonymous) resident memory of this process while the block runs, in GiB.
 
     ``VmHWM`` counts every resident page, the shared library pages too (``RssFile``, mostly torch's own code).
-    How many of those count depends on the kernel's page cache: on a page fault the kernel also maps the
-    neighbouring pages that are already cached, so more of a library read recently is counted, and the same
-    run's ``VmHWM`` moves with the cache (docs/benchmarks.md gives a measurement); the private part does not.
+    How many of those are counted depends on the state of the kernel's page cache, so the same run's ``VmHWM``
+    moves with it (docs/benchmarks.md gives a measurement); the private part does not.
     The kernel keeps no peak of it: a thread reads ``RssAnon`` from ``/proc/self/status`` every 5 ms (None
     where that file is missing). Inside ``with``, ``peak_gib`` is the peak so far.
     """
