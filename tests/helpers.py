@@ -6,7 +6,10 @@ Test modules import these as ``from tests.helpers import ...``; fixtures live in
 from __future__ import annotations
 
 import hashlib
+import importlib
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -14,6 +17,16 @@ from quag.config import ExperimentConfig
 
 REPO = Path(__file__).resolve().parents[1]
 HIREST = REPO / "data" / "hirest"
+BENCHMARKS = REPO / "benchmarks"
+
+
+def benchmark(name: str) -> ModuleType:
+    """Import the script ``benchmarks/<name>.py`` as a module (the folder is not a package)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
 
 
 def hash_encode(texts: list[str], dim: int = 384) -> np.ndarray:

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.helpers import benchmark
+
 # In a fresh process: allocate 200 MiB of 1 MiB tensors (below glibc's mmap threshold once it has risen, so
 # they come from the heap), keep every 20th, free the rest; optionally trim. Prints the resident growth in MiB.
 _CHILD = """
@@ -39,18 +41,11 @@ def test_trim_returns_the_free_heap_pages() -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_private_peak_sees_a_short_lived_allocation() -> None:
     """bench_quag's private-memory peak: a 256 MiB tensor that lives 50 ms shows up, and nothing else is added."""
-    import importlib
     import time
-    from pathlib import Path
 
     import torch
 
-    benchmarks = str(Path(__file__).resolve().parents[2] / "benchmarks")
-    sys.path.insert(0, benchmarks)
-    try:
-        bench_quag = importlib.import_module("bench_quag")
-    finally:
-        sys.path.remove(benchmarks)
+    bench_quag = benchmark("bench_quag")
     with bench_quag.PrivatePeak() as before:
         time.sleep(0.02)
     with bench_quag.PrivatePeak() as during:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -22,17 +19,8 @@ from quag.tvsum.protocol import (
     label_free_from_cv,
 )
 from quag.tvsum.train import evaluate_map
+from tests.helpers import benchmark
 from tests.tvsum.helpers import tiny_tvsum_overrides
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def benchmark(name: str) -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 def args(synthetic: Path, out: Path, *extra: str) -> list[str]:
