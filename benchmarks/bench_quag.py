@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 
@@ -58,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from probe import gemm_probe  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+STATM = Path("/proc/self/statm")
 B, T, WINDOW, TOKENS, BEAMS = 5, 280, 20, 48, 3
 EXTERNAL = {
     "source": (
@@ -137,18 +138,13 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn: Callable[[], object], repeats: int, warmup: int, device: str = "cpu") -> float:
-    """Median wall time of ``fn`` in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+def elapsed_ms(fn: Callable[[], object], device: str = "cpu") -> float:
+    """Wall time of one call of ``fn`` in milliseconds (the device synchronised before and after)."""
+    sync(device)
+    t0 = time.perf_counter()
+    fn()
+    sync(device)
+    return (time.perf_counter() - t0) * 1000
 
 
 @dataclass
@@ -176,7 +172,7 @@ def interleaved_ms(rows: list[dict[str, TimedPath]], device: str = "cpu") -> lis
         for paths, row_times in zip(rows, times, strict=True):
             for name, path in paths.items():
                 if r < path.rounds:
-                    row_times[name].append(timed(path.fn, 1, 0, device))
+                    row_times[name].append(elapsed_ms(path.fn, device))
     return [{f"{name}_ms": statistics.median(ts) for name, ts in row_times.items()} for row_times in times]
 
 
@@ -310,14 +306,26 @@ def peak_memory_child(steps: int, setting: MemorySetting, device: str) -> None:
     print(json.dumps({"peak_gib": peak, "private_peak_gib": private, "ms_per_step": ms}))
 
 
+def resident_gib(statm: TextIO) -> tuple[float, float]:
+    """This process's resident memory and its private part, in GiB, from an open ``/proc/self/statm``.
+
+    statm's third field counts the resident shared pages (files and shared memory), so resident - shared is the
+    process's own anonymous memory (``RssAnon`` in ``/proc/self/status``).
+    """
+    page = os.sysconf("SC_PAGE_SIZE")
+    statm.seek(0)
+    resident, shared = (int(v) * page / 2**30 for v in statm.read().split()[1:3])
+    return resident, resident - shared
+
+
 class PrivatePeak:
     """The highest private (anonymous) resident memory of this process while the block runs, in GiB.
 
     ``VmHWM`` counts every resident page, the shared library pages too (``RssFile``, mostly torch's own code).
     How many of those are counted depends on the state of the kernel's page cache, so the same run's ``VmHWM``
     moves with it (docs/benchmarks.md gives a measurement); the private part does not.
-    The kernel keeps no peak of it: a thread reads ``RssAnon`` from ``/proc/self/status`` every 5 ms (None
-    where that file is missing). Inside ``with``, ``peak_gib`` is the peak so far.
+    The kernel keeps no peak of it: a thread reads it (:func:`resident_gib`) every 5 ms (None where
+    ``/proc/self/statm`` is missing). Inside ``with``, ``peak_gib`` is the peak so far.
     """
 
     def __init__(self) -> None:
@@ -326,14 +334,11 @@ class PrivatePeak:
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
-        status = Path("/proc/self/status")
-        if not status.is_file():
+        if not STATM.is_file():
             return
-        with status.open() as f:
+        with STATM.open() as f:
             while not self._done.is_set():
-                f.seek(0)
-                kib = next(int(line.split()[1]) for line in f if line.startswith("RssAnon:"))
-                self.peak_gib = max(self.peak_gib or 0.0, kib / 2**20)
+                self.peak_gib = max(self.peak_gib or 0.0, resident_gib(f)[1])
                 time.sleep(0.005)
 
     def __enter__(self) -> PrivatePeak:
@@ -349,15 +354,13 @@ def memory_phases(rounds: int, bf16: bool) -> dict[str, dict[str, tuple[float, f
     """Where the CPU training peak happens: the highest resident memory (GiB), all of it and its private part (as
     :class:`PrivatePeak`), seen in each phase of each task's step.
 
-    A thread reads ``/proc/self/statm`` (resident and shared pages; private = resident - shared) every 0.5 ms
-    while the three tasks step in turn (:func:`train_step_fn`), ``rounds`` times; the first round (the optimizer
-    state being created) is left out. The phases are the step's: forward + loss, backward, gradient clipping +
-    optimizer step + freeing the gradients.
+    A thread reads both (:func:`resident_gib`) every 0.5 ms while the three tasks step in turn
+    (:func:`train_step_fn`), ``rounds`` times; the first round (the optimizer state being created) is left out.
+    The phases are the step's: forward + loss, backward, gradient clipping + optimizer step + freeing the
+    gradients.
     """
-    statm = Path("/proc/self/statm")
-    if not statm.is_file():
+    if not STATM.is_file():
         raise SystemExit("--memory-phases reads /proc/self/statm (Linux only)")
-    page = os.sysconf("SC_PAGE_SIZE")
     model = paper_model().train()
     opt = build_optimizer(model, 1e-5, 0.01)
     tasks = ("moment_retrieval", "moment_segmentation", "step_captioning")
@@ -366,14 +369,13 @@ def memory_phases(rounds: int, bf16: bool) -> dict[str, dict[str, tuple[float, f
     done = threading.Event()
 
     def sample() -> None:
-        with statm.open() as f:
+        with STATM.open() as f:
             while not done.is_set():
-                f.seek(0)
-                resident, shared = (int(v) * page / 2**30 for v in f.read().split()[1:3])
+                resident, private_now = resident_gib(f)
                 task, name = current
                 if task is not None and name is not None:
                     total, private = peaks[task].get(name, (0.0, 0.0))
-                    peaks[task][name] = (max(total, resident), max(private, resident - shared))
+                    peaks[task][name] = (max(total, resident), max(private, private_now))
                 time.sleep(0.0005)
 
     def mark(name: str) -> None:
@@ -630,8 +632,8 @@ def main() -> None:
         precision = "fp32" if args.fp32 else "bf16"
         print(f"peak resident memory, GiB, all / private, {precision}, rounds 2-3 of 3 (one step per task each)")
         print(f"{'task':<22}" + "".join(f"{c:>16}" for c in columns))
-        for task, row in peaks.items():
-            cells = (row.get(c, (float("nan"), float("nan"))) for c in columns)
+        for task, phase_peaks in peaks.items():
+            cells = (phase_peaks.get(c, (float("nan"), float("nan"))) for c in columns)
             print(f"{task:<22}" + "".join(f"{total:>8.3f} / {private:.3f}" for total, private in cells))
         print(f"process peak (VmHWM, round 1 included): {peak_rss_gib():.3f}")
         return
