@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import io
 import json
 import math
 import os
@@ -32,9 +33,11 @@ import resource
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -91,9 +94,15 @@ EXTERNAL = {
         "infer captioning (6 steps)": 215,
         "infer captioning (48 steps)": 1548,
     },
+    "quag_bf16_ms_then": {
+        "train moment_retrieval": 530,
+        "train moment_segmentation": 506,
+        "train step_captioning": 359,
+    },
 }
-"""External figures (not measured by this script). ``quag_fp32_ms_then`` is quag at that sitting: its ratio to
-this run's quag fp32 tells how much faster or slower this machine runs today."""
+"""External figures (not measured by this script). ``quag_fp32_ms_then`` and ``quag_bf16_ms_then`` are quag at that
+sitting; its code (:data:`SITTING_COMMIT`), timed again in this run, says how much faster or slower this machine
+runs today (:class:`SittingSteps`)."""
 
 
 def make_batch(task: str, seed: int = 0, device: str = "cpu") -> Batch:
@@ -458,53 +467,81 @@ def fmt(v: float | None, spec: str = "{:.0f}") -> str:
     return "-" if v is None else spec.format(v)
 
 
-SAME_CODE_ROWS = ("train moment_retrieval", "train moment_segmentation")
-"""Rows whose fp32 path, run under :func:`sitting_code`, is the same code as at the external sitting: their times
-give the machine's speed."""
+SITTING_COMMIT = "e3ab42c4cd3fea87fbc69e3b45171a2e2bddb30a"
+"""This repository's code at the external sitting: the last commit before 2026-12-01, the day before which the
+sitting was recorded. The commits of its day after ``train.release_memory`` was added (8868b00), which that
+sitting already had, change no training computation."""
 
 
-@contextlib.contextmanager
-def sitting_code() -> Iterator[None]:
-    """quag's fp32 training step as it ran at the external sitting: the dropout mask applied by ``torch.where``.
+class SittingSteps:
+    """The training steps of :data:`SITTING_COMMIT`'s own code, run by a child process
+    (``benchmarks/sitting_steps.py``) one step per request, so that they join this run's interleaved rounds.
 
-    Applying it as a 0/1 factor (today's :func:`quag.models.layers.dropout`, the same values) made every path
-    faster, fp32 included; measuring the machine's speed on today's code would shrink the scale factor by that
-    gain and hide it.
+    Its fp32 steps over quag's fp32 times at the sitting (``quag_fp32_ms_then``) say how much slower or faster this
+    machine runs today; the same code on both days, so nothing that changed in quag since then moves the factor.
+    The child waits on a pipe between requests.
     """
-    from quag.models import layers
 
-    today = layers.dropout
+    def __init__(self, source: Path, threads: int) -> None:
+        script = Path(__file__).with_name("sitting_steps.py")
+        self._proc = subprocess.Popen(
+            [sys.executable, str(script), str(source), str(threads)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._expect("ready")
 
-    def where_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
-        if not training or p == 0.0 or x.device.type != "cpu" or p >= 1.0:
-            return today(x, p, training)
-        return torch.where(layers.dropout_keep_mask(x.shape, p), x * (1.0 / (1.0 - p)), 0.0)
+    def _expect(self, word: str) -> None:
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().strip()
+        if line != word:
+            self.close()
+            raise RuntimeError(f"the sitting's code (commit {SITTING_COMMIT[:7]}) failed: its error is printed above")
 
-    layers.dropout = where_dropout  # type: ignore[assignment]
+    def step_fn(self, task: str, bf16: bool) -> Callable[[], None]:
+        """One training step of ``task`` in the child, fp32 or bf16, returning once it is done."""
+        request = f"{task} {'bf16' if bf16 else 'fp32'}\n"
+
+        def step() -> None:
+            assert self._proc.stdin is not None
+            self._proc.stdin.write(request)
+            self._proc.stdin.flush()
+            self._expect("done")
+
+        return step
+
+    def close(self) -> None:
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            self._proc.stdin.close()
+        self._proc.wait()
+
+
+def extract_sitting_code(into: Path, repo: Path = REPO) -> str | None:
+    """Write ``src/`` and ``benchmarks/`` of :data:`SITTING_COMMIT` under ``into`` (``git archive``); None when
+    done, else why it could not be (no git, or the commit missing from a shallow clone or an exported tree)."""
     try:
-        yield
-    finally:
-        layers.dropout = today  # type: ignore[assignment]
-
-
-def in_sitting_code(step: Callable[[], float]) -> Callable[[], float]:
-    """``step`` run under :func:`sitting_code` (the machine-speed rows' fp32 path)."""
-
-    def run() -> float:
-        with sitting_code():
-            return step()
-
-    return run
+        tar = subprocess.run(
+            ["git", "-C", str(repo), "archive", "--format=tar", SITTING_COMMIT, "src", "benchmarks"],
+            capture_output=True,
+        )
+    except OSError as e:
+        return f"git could not run ({e})"
+    if tar.returncode:
+        reason = tar.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        return f"commit {SITTING_COMMIT[:7]} is not in {repo}'s history (git: {reason[0]}); a full clone has it"
+    with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as archive:
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(into, filter="data")
+        else:  # Python before 3.10.12 and 3.11.4 has no filters; the archive is this repository's own
+            archive.extractall(into)
+    return None
 
 
 def machine_speeds(train_rows: list[dict[str, Any]], then: dict[str, float]) -> dict[str, float]:
-    """Per same-code row: this machine's time over the external sitting's (runs made before the sitting row
-    existed give today's fp32 time)."""
-    return {
-        r["name"]: r["fp32_sitting_ms" if "fp32_sitting_ms" in r else "fp32_ms"] / then[r["name"]]
-        for r in train_rows
-        if r["name"] in SAME_CODE_ROWS
-    }
+    """Per training row whose sitting-code fp32 step was timed: its time today over quag's fp32 time at the sitting
+    (runs before the sitting's code was run here timed today's code under that name, see :func:`render`)."""
+    return {r["name"]: r["fp32_sitting_ms"] / then[r["name"]] for r in train_rows if "fp32_sitting_ms" in r}
 
 
 def render(payload: dict[str, Any]) -> str:
@@ -553,29 +590,52 @@ def render(payload: dict[str, Any]) -> str:
     ext = payload["external"]
     ext_fp32, ext_bf16, then = ext["authors_fp32_ms"], ext["authors_bf16_autocast_ms"], ext["quag_fp32_ms_then"]
     speeds = machine_speeds(train_rows, then)
-    speed = statistics.median(speeds.values())
-    sitting = " (where-mask dropout)" if any("fp32_sitting_ms" in r for r in train_rows) else ""
-    each = ", ".join(f"{name.removeprefix('train ')} {v:.2f}x" for name, v in speeds.items())
-    lines += [
-        "",
-        "external figures (not measured here): " + ext["source"],
-        f"machine speed: quag's fp32 training steps as they ran at that sitting{sitting} take {each} their time "
-        f"then; the authors' figures are also shown scaled by the median, {speed:.2f}x, and in brackets by the "
-        "lowest and highest of them (a spread between the rows is timing noise of this machine, and the scaled "
-        "ratios carry it)",
+    sitting = payload.get("sitting")
+    lines += ["", "external figures (not measured here): " + ext["source"]]
+    lo = mid = hi = None
+    if speeds:
+        lo, mid, hi = min(speeds.values()), statistics.median(speeds.values()), max(speeds.values())
+        how = (
+            f"the sitting's own code (commit {sitting['commit'][:7]}) in this run's rounds"
+            if sitting
+            else "today's code with the sitting's where-mask dropout"
+        )
+        each = ", ".join(f"{name.removeprefix('train ')} {v:.2f}x" for name, v in speeds.items())
+        lines.append(
+            f"machine speed: quag's fp32 training steps, {how}, take {each} their time then; the authors' figures "
+            f"are also shown scaled by the median, {mid:.2f}x, and in brackets by the lowest and highest of them (a "
+            "spread between the rows is timing noise of this machine, and the scaled ratios carry it)"
+        )
+    else:
+        why = sitting["why_not"] if sitting else "no machine-speed rows in this run"
+        lines.append(f"machine speed: not measured ({why}); the authors' figures are compared unscaled")
+    bf16_then = ext.get("quag_bf16_ms_then", {})
+    by_bf16 = {r["name"]: r["bf16_sitting_ms"] / r["bf16_ms"] for r in train_rows if "bf16_sitting_ms" in r}
+    if by_bf16:
+        each = ", ".join(f"{name.removeprefix('train ')} {v:.2f}x" for name, v in by_bf16.items())
+        lines.append(
+            f"quag bf16 now against the sitting's code in bf16, this run: {each} as fast; `by bf16` below is the "
+            "sitting's ratio of the authors' fp32 to quag's bf16 then times that (scaled by bf16 speed, not fp32)"
+        )
+    lines.append(
         "row                                          authors fp32  authors bf16  quag bf16 now"
-        "  authors fp32 / quag bf16",
-    ]
+        "  authors fp32 / quag bf16"
+    )
     for r in train_rows + infer_rows:
         name = r["name"] if not r["name"].startswith("infer segmentation (early") else "infer segmentation (20 rounds)"
         if name not in ext_fp32:
             continue
         label = r["name"].replace("infer segmentation (early stop, ", "infer seg. (early stop vs 20, ")
-        lo, mid, hi = (ext_fp32[name] * v / r["bf16_ms"] for v in (min(speeds.values()), speed, max(speeds.values())))
-        lines.append(
+        line = (
             f"{label:<45.45}{ext_fp32[name]:>13}{fmt(ext_bf16.get(name)):>14}{r['bf16_ms']:>15.0f}"
-            f"{ext_fp32[name] / r['bf16_ms']:>9.2f}x raw, {mid:.2f}x scaled ({lo:.2f}-{hi:.2f})"
+            f"{ext_fp32[name] / r['bf16_ms']:>9.2f}x raw"
         )
+        if mid is not None and lo is not None and hi is not None:
+            scaled = [ext_fp32[name] * v / r["bf16_ms"] for v in (lo, mid, hi)]
+            line += f", {scaled[1]:.2f}x scaled ({scaled[0]:.2f}-{scaled[2]:.2f})"
+        if name in by_bf16 and name in bf16_then:
+            line += f", {ext_fp32[name] / bf16_then[name] * by_bf16[name]:.2f}x by bf16"
+        lines.append(line)
     lines.append(f"authors' peak training memory then: {ext['authors_peak_gib']} GiB")
     return "\n".join(lines)
 
@@ -652,30 +712,40 @@ def main() -> None:
     ref_model = paper_model(reference=True, device=dev)
     opt = build_optimizer(model, 1e-5, 0.01)
     ref_opt = build_optimizer(ref_model, 1e-5, 0.01)
-    # every task's paths are timed in the same interleaved rounds (interleaved_ms), so that all training rows, the
-    # machine-speed rows included, see the machine in the same state
-    train_paths: list[dict[str, TimedPath]] = []
-    for task in ("moment_retrieval", "moment_segmentation", "step_captioning"):
-        batch = make_batch(task, device=dev)
-        model.train()
-        ref_model.train()
-        train_row: dict[str, Any] = {
-            "name": f"train {task}",
-            "loss_fp32": first_loss(model, batch, FP32_PATH, dev),
-            "loss_bf16": first_loss(model, batch, BF16_PATH, dev),
-            "gflop": training_flops(model, trim_caption_padding(copy.copy(batch))) / 1e9,
-        }
-        fp32 = train_step_fn(model, opt, batch, FP32_PATH, dev)
-        paths = {
-            "reference": TimedPath(train_step_fn(ref_model, ref_opt, batch, REFERENCE_PATH, dev), reps),
-            "fp32": TimedPath(fp32, reps),
-            "bf16": TimedPath(train_step_fn(model, opt, batch, BF16_PATH, dev), reps),
-        }
-        if train_row["name"] in SAME_CODE_ROWS:
-            paths["fp32_sitting"] = TimedPath(in_sitting_code(fp32), reps)
-        train_rows.append(train_row)
-        train_paths.append(paths)
-    for train_row, med in zip(train_rows, interleaved_ms(train_paths, dev), strict=True):
+    with tempfile.TemporaryDirectory(prefix="quag-sitting-") as tmp:
+        sitting_why_not = "the sitting's code ran on the CPU only" if dev != "cpu" else extract_sitting_code(Path(tmp))
+        if sitting_why_not:
+            print(f"machine speed not measured: {sitting_why_not}", flush=True)
+        sitting = None if sitting_why_not else SittingSteps(Path(tmp), args.threads)
+        try:
+            # every task's paths are timed in the same interleaved rounds (interleaved_ms), the sitting's code's
+            # steps included, so that all training rows and the machine-speed rows see the machine in the same state
+            train_paths: list[dict[str, TimedPath]] = []
+            for task in ("moment_retrieval", "moment_segmentation", "step_captioning"):
+                batch = make_batch(task, device=dev)
+                model.train()
+                ref_model.train()
+                train_row: dict[str, Any] = {
+                    "name": f"train {task}",
+                    "loss_fp32": first_loss(model, batch, FP32_PATH, dev),
+                    "loss_bf16": first_loss(model, batch, BF16_PATH, dev),
+                    "gflop": training_flops(model, trim_caption_padding(copy.copy(batch))) / 1e9,
+                }
+                paths = {
+                    "reference": TimedPath(train_step_fn(ref_model, ref_opt, batch, REFERENCE_PATH, dev), reps),
+                    "fp32": TimedPath(train_step_fn(model, opt, batch, FP32_PATH, dev), reps),
+                    "bf16": TimedPath(train_step_fn(model, opt, batch, BF16_PATH, dev), reps),
+                }
+                if sitting is not None:
+                    paths["fp32_sitting"] = TimedPath(sitting.step_fn(task, bf16=False), reps)
+                    paths["bf16_sitting"] = TimedPath(sitting.step_fn(task, bf16=True), reps)
+                train_rows.append(train_row)
+                train_paths.append(paths)
+            timed_rows = interleaved_ms(train_paths, dev)
+        finally:
+            if sitting is not None:
+                sitting.close()
+    for train_row, med in zip(train_rows, timed_rows, strict=True):
         train_row.update(med)
         train_row["fraction_of_fp32_gemm"] = train_row["gflop"] / (med["fp32_ms"] / 1000) / fp32_rate
         print(f"  {train_row['name']}: " + ", ".join(f"{k} {v:.0f}" for k, v in med.items()), flush=True)
@@ -796,6 +866,7 @@ def main() -> None:
         "ms_rounds": {"rounds": ms_rounds, "from": rounds_from},
         "peak_training_memory": memory,
         "external": EXTERNAL,
+        "sitting": {"commit": SITTING_COMMIT, "measured": not sitting_why_not, "why_not": sitting_why_not},
     }
     command = "python benchmarks/bench_quag.py" + (" --quick" if args.quick else "")
     write_outputs(payload, Path(args.out), args.write_docs, command)
