@@ -1,6 +1,6 @@
 """QUAG at the paper setting on HiREST shapes: training and inference time, FLOPs, peak memory (CPU or CUDA).
 
-    python benchmarks/bench_quag.py                 # full run (~15 min on a 2-core CPU)
+    python benchmarks/bench_quag.py                 # full run (~18 min on a 2-core CPU)
     python benchmarks/bench_quag.py --quick         # fewer repeats, no 48-step naive captioning
     python benchmarks/bench_quag.py --device cuda   # the same on a GPU
 
@@ -17,7 +17,9 @@ captions of 10 words padded to 48 tokens, 3 beams; random weights (seed 0). Ever
 The segmentation row "early stop" costs as many rounds as a trained model needs per video with sequential decoding
 (``--ms-rounds``, by default read from ``benchmarks/results/bench_decode.json``). The authors' own code cannot run
 here; its figures, measured beside quag on this machine kind at another sitting, are printed in a separate table as
-external figures, with that sitting's conditions (``EXTERNAL``).
+external figures, with that sitting's conditions (``EXTERNAL``), scaled by how fast this machine runs quag's code of
+that sitting (``SITTING_COMMIT``, from the git history) today against then: its training steps join the rounds
+from a child process (``benchmarks/sitting_steps.py``). A checkout without that commit prints them unscaled.
 """
 
 from __future__ import annotations
@@ -288,8 +290,6 @@ MEMORY_SETTINGS = (
 )
 """``plain autograd``: :func:`quag.models.layers.plain_autograd` (what PyTorch saves for backward);
 ``release_memory``: the heap trimmed before every backward pass (:func:`quag.training.memory.trim_heap`)."""
-MEMORY_BEFORE = "bf16, plain autograd, no release_memory"
-"""The row the default is compared with: bf16 training before the memory savings."""
 
 
 def peak_memory_child(steps: int, setting: MemorySetting, device: str) -> None:
@@ -580,12 +580,13 @@ def render(payload: dict[str, Any]) -> str:
         private = fmt(m.get("private_peak_gib"), "{:.2f}")
         lines.append(f"{name:<52}{m['peak_gib']:>9.2f}{private:>9}{m['ms_per_step']:>10.0f}")
     default = next((k for k in memory if k.startswith("bf16 (default")), None)
-    if default and MEMORY_BEFORE in memory:
-        new, old = memory[default], memory[MEMORY_BEFORE]
-        lines.append(
-            f"{default} against {MEMORY_BEFORE}: peak {new['peak_gib'] - old['peak_gib']:+.2f} GiB, "
-            f"time per step {100 * (new['ms_per_step'] / old['ms_per_step'] - 1):+.0f}%"
-        )
+    for other in memory if default else ():  # the default against each other bf16 row
+        if other != default and other.startswith("bf16"):
+            new, old = memory[default], memory[other]
+            lines.append(
+                f"{default} against {other}: peak {new['peak_gib'] - old['peak_gib']:+.2f} GiB, "
+                f"time per step {100 * (new['ms_per_step'] / old['ms_per_step'] - 1):+.0f}%"
+            )
 
     ext = payload["external"]
     ext_fp32, ext_bf16, then = ext["authors_fp32_ms"], ext["authors_bf16_autocast_ms"], ext["quag_fp32_ms_then"]

@@ -4,8 +4,8 @@ glibc keeps freed heap memory resident: after a forward pass has freed its tempo
 allocates its gradients beside those pages rather than in them, and the resident set peaks by about 0.1 GiB
 above what is live at the paper setting (`docs/benchmarks.md`). :func:`trim_heap` (``malloc_trim(0)``) hands
 the free pages back to the system; the trainer calls it before every backward pass when ``train.release_memory``
-is on (the default). It costs one walk of the heap and the page faults of reusing those pages, a few percent
-of a step. A no-op where glibc is not the allocator.
+is on (the default). It costs one walk of the heap and the page faults of reusing those pages, about a tenth of
+a step at the paper setting (docs/benchmarks.md measures both). A no-op where glibc is not the allocator.
 """
 
 from __future__ import annotations
