@@ -468,9 +468,9 @@ def fmt(v: float | None, spec: str = "{:.0f}") -> str:
 
 
 SITTING_COMMIT = "e3ab42c4cd3fea87fbc69e3b45171a2e2bddb30a"
-"""This repository's code at the external sitting: the last commit before 2026-12-01, the day before which the
-sitting was recorded. The commits of its day after ``train.release_memory`` was added (8868b00), which that
-sitting already had, change no training computation."""
+"""This repository's code at the external sitting: the last commit before 2026-12-01 (the sitting was recorded
+before that day). The sitting already had ``train.release_memory``, added by 8868b00 earlier the same day, and the
+commits between the two change no training computation."""
 
 
 class SittingSteps:
