@@ -45,11 +45,11 @@ from quag.inference import runner
 from quag.inference.segmentation import decode_islands_naive, postprocess_boundaries
 from quag.io import atomic_write_json, atomic_write_text, replace_marked_section
 from quag.models import HiRESTModel
+from quag.tasks import TASKS
 
 sys.path.insert(0, str(Path(__file__).parent))
 from probe import gemm_probe  # noqa: E402
 
-TASKS = ("moment_retrieval", "moment_segmentation", "step_captioning")
 METRICS = {
     "moment_retrieval": ("R@0.5", "R@0.7"),
     "moment_segmentation": ("recall@0.5", "precision@0.5"),

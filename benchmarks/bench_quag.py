@@ -56,6 +56,7 @@ from quag.models import HiRESTModel, build_model
 from quag.models.generation import generate_beam
 from quag.models.layers import plain_autograd
 from quag.models.losses import total_loss
+from quag.tasks import TASKS
 from quag.training.memory import trim_heap
 from quag.training.optim import build_optimizer
 
@@ -297,10 +298,7 @@ def peak_memory_child(steps: int, setting: MemorySetting, device: str) -> None:
     model = paper_model(device=device).train()
     opt = build_optimizer(model, 1e-5, 0.01)
     path = TrainPath(bf16=setting.bf16, release_memory=setting.release_memory)
-    steps_fns = [
-        train_step_fn(model, opt, make_batch(t, device=device), path, device)
-        for t in ("moment_retrieval", "moment_segmentation", "step_captioning")
-    ]
+    steps_fns = [train_step_fn(model, opt, make_batch(t, device=device), path, device) for t in TASKS]
     sampler = None if device.startswith("cuda") else PrivatePeak()
     with plain_autograd() if setting.plain_autograd else contextlib.nullcontext(), sampler or contextlib.nullcontext():
         steps_fns[0]()  # warm-up, not timed
@@ -372,9 +370,8 @@ def memory_phases(rounds: int, bf16: bool) -> dict[str, dict[str, tuple[float, f
         raise SystemExit("--memory-phases reads /proc/self/statm (Linux only)")
     model = paper_model().train()
     opt = build_optimizer(model, 1e-5, 0.01)
-    tasks = ("moment_retrieval", "moment_segmentation", "step_captioning")
     current: list[str | None] = [None, None]  # (task, phase) being sampled; task None = not sampled
-    peaks: dict[str, dict[str, tuple[float, float]]] = {t: {} for t in tasks}
+    peaks: dict[str, dict[str, tuple[float, float]]] = {t: {} for t in TASKS}
     done = threading.Event()
 
     def sample() -> None:
@@ -391,11 +388,11 @@ def memory_phases(rounds: int, bf16: bool) -> dict[str, dict[str, tuple[float, f
         current[1] = name
 
     path = TrainPath(bf16=bf16)
-    steps = {t: train_step_fn(model, opt, make_batch(t), path, phase=mark) for t in tasks}
+    steps = {t: train_step_fn(model, opt, make_batch(t), path, phase=mark) for t in TASKS}
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     for r in range(rounds):
-        for task in tasks:
+        for task in TASKS:
             current[0] = task if r else None  # round 0 creates the optimizer state: not sampled
             steps[task]()
     current[0] = None
@@ -593,9 +590,9 @@ def render(payload: dict[str, Any]) -> str:
     speeds = machine_speeds(train_rows, then)
     sitting = payload.get("sitting")
     lines += ["", "external figures (not measured here): " + ext["source"]]
-    lo = mid = hi = None
+    scales = None  # the machine speed: lowest, median and highest of the rows
     if speeds:
-        lo, mid, hi = min(speeds.values()), statistics.median(speeds.values()), max(speeds.values())
+        scales = min(speeds.values()), statistics.median(speeds.values()), max(speeds.values())
         how = (
             f"the sitting's own code (commit {sitting['commit'][:7]}) in this run's rounds"
             if sitting
@@ -604,8 +601,8 @@ def render(payload: dict[str, Any]) -> str:
         each = ", ".join(f"{name.removeprefix('train ')} {v:.2f}x" for name, v in speeds.items())
         lines.append(
             f"machine speed: quag's fp32 training steps, {how}, take {each} their time then; the authors' figures "
-            f"are also shown scaled by the median, {mid:.2f}x, and in brackets by the lowest and highest of them (a "
-            "spread between the rows is timing noise of this machine, and the scaled ratios carry it)"
+            f"are also shown scaled by the median, {scales[1]:.2f}x, and in brackets by the lowest and highest of "
+            "them (a spread between the rows is timing noise of this machine, and the scaled ratios carry it)"
         )
     else:
         why = sitting["why_not"] if sitting else "no machine-speed rows in this run"
@@ -631,8 +628,8 @@ def render(payload: dict[str, Any]) -> str:
             f"{label:<45.45}{ext_fp32[name]:>13}{fmt(ext_bf16.get(name)):>14}{r['bf16_ms']:>15.0f}"
             f"{ext_fp32[name] / r['bf16_ms']:>9.2f}x raw"
         )
-        if mid is not None and lo is not None and hi is not None:
-            scaled = [ext_fp32[name] * v / r["bf16_ms"] for v in (lo, mid, hi)]
+        if scales is not None:
+            scaled = [ext_fp32[name] * v / r["bf16_ms"] for v in scales]
             line += f", {scaled[1]:.2f}x scaled ({scaled[0]:.2f}-{scaled[2]:.2f})"
         if name in by_bf16 and name in bf16_then:
             line += f", {ext_fp32[name] / bf16_then[name] * by_bf16[name]:.2f}x by bf16"
@@ -722,7 +719,7 @@ def main() -> None:
             # every task's paths are timed in the same interleaved rounds (interleaved_ms), the sitting's code's
             # steps included, so that all training rows and the machine-speed rows see the machine in the same state
             train_paths: list[dict[str, TimedPath]] = []
-            for task in ("moment_retrieval", "moment_segmentation", "step_captioning"):
+            for task in TASKS:
                 batch = make_batch(task, device=dev)
                 model.train()
                 ref_model.train()

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 TASKS = ("moment_retrieval", "moment_segmentation", "step_captioning")
+"""The commit's tasks, spelled out: this process imports no ``quag`` before the commit's own."""
 
 
 def build_steps(source: Path) -> dict[tuple[str, str], Callable[[], object]]:
