@@ -12,7 +12,11 @@ captions of 10 words padded to 48 tokens, 3 beams; random weights (seed 0). Ever
   quag's defaults in fp32 and under bf16 autocast (captions cut to their longest, ``trim_caption_padding``); every
   round times each path of each task once, so all training rows share the machine's state;
 * inference: naive paths (the whole model in every segmentation round, beam search without the key/value cache)
-  against the cached ones, fp32 against bf16; naive and cached outputs are compared (they must be identical).
+  against the cached ones, fp32 against bf16; naive and cached outputs are compared (they must be identical). On
+  the CPU they run with freed memory kept for reuse, as ``quag infer`` / ``predict`` / ``serve`` do
+  (:func:`quag.heap.keep_freed_memory`); the training rows before them run with glibc's default, as the trainer.
+  What the policy saves is measured alone: retrieval inference in fresh processes, with and without it,
+  alternating (``--heap-child``).
 
 The segmentation row "early stop" costs as many rounds as a trained model needs per video with sequential decoding
 (``--ms-rounds``, by default read from ``benchmarks/results/bench_decode.json``). The authors' own code cannot run
@@ -49,6 +53,7 @@ import torch
 from quag.config import EvalConfig, ModelConfig
 from quag.data.collate import Batch, trim_caption_padding
 from quag.data.tokenizer import SEP_ID
+from quag.heap import keep_freed_memory, trim_heap
 from quag.inference.runner import decode_front, predict_moments
 from quag.inference.segmentation import decode_islands, decode_islands_naive
 from quag.io import atomic_write_json, atomic_write_text, replace_marked_section
@@ -57,7 +62,6 @@ from quag.models.generation import generate_beam
 from quag.models.layers import plain_autograd
 from quag.models.losses import total_loss
 from quag.tasks import TASKS
-from quag.training.memory import trim_heap
 from quag.training.optim import build_optimizer
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -290,7 +294,7 @@ MEMORY_SETTINGS = (
     MemorySetting("bf16 (default on this CPU)", bf16=True),
 )
 """``plain autograd``: :func:`quag.models.layers.plain_autograd` (what PyTorch saves for backward);
-``release_memory``: the heap trimmed before every backward pass (:func:`quag.training.memory.trim_heap`)."""
+``release_memory``: the heap trimmed before every backward pass (:func:`quag.heap.trim_heap`)."""
 
 
 def peak_memory_child(steps: int, setting: MemorySetting, device: str) -> None:
@@ -443,6 +447,54 @@ def measure_memory_settings(threads: int, device: str, rounds: int) -> dict[str,
     }
 
 
+HEAP_POLICIES = ("default", "keep")
+"""The rows of the inference heap comparison: glibc's default, and freed memory kept (``keep_freed_memory``)."""
+
+
+def heap_policy_child(policy: str, calls: int) -> None:
+    """Run in a fresh process: bf16 retrieval inference at the bench's shapes, ``calls`` timed calls after 2
+    warm-ups, with glibc's default or with freed memory kept; prints the median ms, the minor page faults per
+    call and the peak resident memory as JSON."""
+    line = keep_freed_memory() if policy == "keep" else "glibc's default"
+    model = paper_model().eval()
+    batch, cfg = make_batch("moment_retrieval"), EvalConfig()
+
+    def call() -> None:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            predict_moments(model, batch, cfg)
+
+    for _ in range(2):
+        call()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    times = [elapsed_ms(call) for _ in range(calls)]
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    out = {"ms": statistics.median(times), "faults_per_call": faults / calls, "peak_gib": peak_rss_gib()}
+    print(json.dumps({**out, "policy": line}))
+
+
+def measure_heap_policies(threads: int, rounds: int, calls: int) -> dict[str, dict[str, Any]]:
+    """:func:`heap_policy_child` for each of :data:`HEAP_POLICIES`, ``rounds`` times, the policies alternating:
+    the median of the runs' medians, the median faults per call and the highest peak."""
+    runs: dict[str, list[dict[str, Any]]] = {p: [] for p in HEAP_POLICIES}
+    for _ in range(rounds):
+        for policy in HEAP_POLICIES:
+            cmd = [sys.executable, __file__, "--heap-child", policy, "--threads", str(threads), "--calls", str(calls)]
+            child = subprocess.run(cmd, capture_output=True, text=True)
+            if child.returncode:
+                raise RuntimeError(f"heap child failed:\n{child.stderr[-2000:]}")
+            runs[policy].append(json.loads(child.stdout.strip().splitlines()[-1]))
+    return {
+        policy: {
+            "ms": statistics.median(r["ms"] for r in rs),
+            "faults_per_call": statistics.median(r["faults_per_call"] for r in rs),
+            "peak_gib": max(r["peak_gib"] for r in rs),
+            "policy": rs[-1]["policy"],
+            "runs": rs,
+        }
+        for policy, rs in runs.items()
+    }
+
+
 def highest(values: Iterable[float | None]) -> float | None:
     """The largest of the values that are not None (None if there are none)."""
     present = [v for v in values if v is not None]
@@ -570,6 +622,19 @@ def render(payload: dict[str, Any]) -> str:
             f"{same:>6}  {r.get('naive', '')}"
         )
     lines.append(f"early stop: {ms['rounds']:.2f} rounds per video on average ({ms['from']})")
+    if payload.get("inference_heap"):
+        lines.append(f"inference rows: {payload['inference_heap']} (the training rows: glibc's default)")
+    heap = payload.get("inference_heap_policies")
+    if heap:
+        runs = len(heap["keep"]["runs"])
+        lines += [
+            "",
+            f"retrieval inference, bf16, fresh processes ({runs} per row, alternating)       ms  faults/call  peak GiB",
+        ]
+        for policy, h in heap.items():
+            label = "glibc's default" if policy == "default" else "freed memory kept (decoding commands)"
+            lines.append(f"{label:<74}{h['ms']:>5.0f}{h['faults_per_call']:>13.0f}{h['peak_gib']:>10.2f}")
+        lines.append(f"kept against default: {heap['default']['ms'] / heap['keep']['ms']:.2f}x as fast")
     runs = max(len(m.get("runs", [m])) for m in memory.values())
     each = f"highest peak / median time of {runs} runs per row, rows alternating" if runs > 1 else "one run per row"
     lines += ["", f"peak training memory, 10 steps ({each})".ljust(52) + " peak GiB  private   ms/step"]
@@ -675,9 +740,18 @@ def main() -> None:
     parser.add_argument("--release-memory", action="store_true", help="with --memory-child: train.release_memory")
     parser.add_argument("--plain-autograd", action="store_true", help="with --memory-child: plain autograd")
     parser.add_argument("--bf16", action="store_true", help="with --memory-child: bf16 autocast")
+    parser.add_argument(
+        "--heap-child",
+        choices=HEAP_POLICIES,
+        help="only one run of the inference heap comparison: bf16 retrieval calls in this process, printed as JSON",
+    )
+    parser.add_argument("--calls", type=int, default=10, help="with --heap-child: timed calls")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = args.device
+    if args.heap_child:
+        heap_policy_child(args.heap_child, args.calls)
+        return
     if args.memory_child:
         setting = MemorySetting("child", args.bf16, args.release_memory, args.plain_autograd)
         peak_memory_child(args.memory_child, setting, dev)
@@ -757,6 +831,9 @@ def main() -> None:
 
     model.eval()
     ref_model.eval()
+    # as the decoding commands run (the training rows above ran with glibc's default, as the trainer)
+    inference_heap = keep_freed_memory() if device_type == "cpu" else "-"
+    print(f"inference: {inference_heap}", flush=True)
     with torch.no_grad():
         cfg = EvalConfig()
         mr = make_batch("moment_retrieval", device=dev)
@@ -854,6 +931,7 @@ def main() -> None:
             row.update(med)
 
     memory = measure_memory_settings(args.threads, dev, 1 if args.quick else 3)
+    heap = None if dev != "cpu" else measure_heap_policies(args.threads, 2 if args.quick else 3, 10)
 
     payload = {
         "torch": torch.__version__,
@@ -863,6 +941,8 @@ def main() -> None:
         "infer": infer_rows,
         "ms_rounds": {"rounds": ms_rounds, "from": rounds_from},
         "peak_training_memory": memory,
+        "inference_heap": inference_heap,
+        "inference_heap_policies": heap,
         "external": EXTERNAL,
         "sitting": {"commit": SITTING_COMMIT, "measured": not sitting_why_not, "why_not": sitting_why_not},
     }

@@ -127,6 +127,10 @@ ERRNO_FIXES: dict[int, str] = {
 }
 """One-line explanation and fix for the ``OSError`` codes a user can act on."""
 
+DECODING_COMMANDS = ("infer", "predict", "serve")
+"""Commands that only decode (no training): they keep freed memory for the next call
+(:func:`quag.heap.keep_freed_memory`), which spares the page faults of allocating the same shapes again."""
+
 INTERRUPT_HINTS: dict[str, str] = {
     "train": "; every file written so far is complete: continue with --resume <run folder>/checkpoints/last",
     "extract": "; every file written so far is complete: run the same command again to continue",
@@ -205,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         with sigterm_raises():
             parser, module = command_parser(name)
             args = parser.parse_intermixed_args(rest)  # key=value overrides may follow options; usage errors exit 2
+            if name in DECODING_COMMANDS:
+                from quag.heap import keep_freed_memory
+
+                logging.getLogger("quag").info(keep_freed_memory())
             return int(module.run(args) or 0)
     except KeyboardInterrupt:
         _report(name, f"interrupted{INTERRUPT_HINTS.get(name, '')}", debug)

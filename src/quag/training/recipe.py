@@ -48,6 +48,7 @@ from quag.data.datasets import build_datasets, make_store
 from quag.data.features import FeatureSpec
 from quag.data.multitask import MultiTaskLoader
 from quag.evaluation.selection import evaluate_task_predictions, selection_score
+from quag.heap import trim_heap
 from quag.inference.device import resolve_device, resolve_precision
 from quag.inference.runner import TaskPredictions, merge_task_predictions, predict_task, video_records
 from quag.io import atomic_write_json, atomic_write_jsonl
@@ -56,7 +57,6 @@ from quag.models.decoder_init import initialise_decoder
 from quag.models.losses import total_loss
 from quag.tasks import Task
 from quag.training import distributed as D
-from quag.training.memory import trim_heap
 from quag.training.optim import build_optimizer, build_scheduler
 from quag.training.preflight import check_run_features, load_run_splits
 from quag.training.run_folder import (
