@@ -17,7 +17,8 @@ the split, in one run (each path is timed ``--repeats`` times, interleaved, and 
 
 ``naive`` and ``fast, islands`` must give the same predictions (checked: the ``same as naive`` column). The
 second table gives how often bf16 and fp32 decoding agree (same MR span, same MS boundaries, same caption) and
-the metric differences. Writes ``benchmarks/results/bench_decode.{json,txt}``.
+the metric differences. On the CPU every path runs with freed memory kept for reuse, as ``quag infer`` runs
+(:func:`quag.heap.keep_freed_memory`; the first line says so). Writes ``benchmarks/results/bench_decode.{json,txt}``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from quag.data import annotations as A
 from quag.data.collate import Batch
 from quag.data.datasets import build_datasets, make_store
 from quag.evaluation.selection import evaluate_task_predictions
+from quag.heap import keep_freed_memory
 from quag.inference import runner
 from quag.inference.segmentation import decode_islands_naive, postprocess_boundaries
 from quag.io import atomic_write_json, atomic_write_text, replace_marked_section
@@ -169,6 +171,7 @@ def main() -> None:
     args = parser.parse_args()
 
     device = torch.device(args.device)
+    heap = keep_freed_memory() if device.type == "cpu" else ""  # as quag infer
     model, cfg, _, _ = load_checkpoint(args.checkpoint, device)
     data_cfg = dataclasses.replace(cfg.data, root=args.data_root or cfg.data.root)
     store = make_store(data_cfg)
@@ -180,7 +183,7 @@ def main() -> None:
     sizes = {t: len(datasets[t]) for t in TASKS}
     print(
         f"{args.checkpoint} on {data_cfg.root} {args.split}: {sizes}; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; {probe['line']}",
+        f"{torch.get_num_threads()} threads; {probe['line']}" + (f"; {heap}" if heap else ""),
         flush=True,
     )
 
@@ -218,7 +221,7 @@ def main() -> None:
     lines = [
         f"decoding {args.split} of {data_cfg.root} with {args.checkpoint}: MR {sizes['moment_retrieval']}, "
         f"MS {sizes['moment_segmentation']}, SC {sizes['step_captioning']} examples; median of {args.repeats} "
-        f"interleaved runs; {probe['line']}",
+        f"interleaved runs; {probe['line']}" + (f"; {heap}" if heap else ""),
         "",
         "| path | MR s | MS s | SC s | total s | x naive | MS rounds / video | same as naive | "
         + " | ".join(k.split("/")[1] for k in fp32_m)

@@ -550,7 +550,14 @@ class SittingSteps:
 
     def step_fn(self, task: str, bf16: bool) -> Callable[[], None]:
         """One training step of ``task`` in the child, fp32 or bf16, returning once it is done."""
-        request = f"{task} {'bf16' if bf16 else 'fp32'}\n"
+        return self._request_fn(f"{task} {'bf16' if bf16 else 'fp32'}")
+
+    def infer_fn(self) -> Callable[[], None]:
+        """One fp32 moment-retrieval inference call in the child (as the sitting's script timed it)."""
+        return self._request_fn("infer moment_retrieval fp32")
+
+    def _request_fn(self, request: str) -> Callable[[], None]:
+        request += "\n"
 
         def step() -> None:
             assert self._proc.stdin is not None
@@ -672,6 +679,16 @@ def render(payload: dict[str, Any]) -> str:
     else:
         why = sitting["why_not"] if sitting else "no machine-speed rows in this run"
         lines.append(f"machine speed: not measured ({why}); the authors' figures are compared unscaled")
+    infer_speed = next(
+        (r["fp32_sitting_ms"] / then[r["name"]] for r in infer_rows if "fp32_sitting_ms" in r and r["name"] in then),
+        None,
+    )
+    if infer_speed is not None:
+        lines.append(
+            f"machine speed, inference: the sitting's code's fp32 retrieval call takes {infer_speed:.2f}x its time "
+            f"then ({then['infer moment_retrieval']} ms), timed in the inference rounds; the inference rows are "
+            "scaled by it, and also by the training rows' speed as above"
+        )
     bf16_then = ext.get("quag_bf16_ms_then", {})
     by_bf16 = {r["name"]: r["bf16_sitting_ms"] / r["bf16_ms"] for r in train_rows if "bf16_sitting_ms" in r}
     if by_bf16:
@@ -693,9 +710,12 @@ def render(payload: dict[str, Any]) -> str:
             f"{label:<45.45}{ext_fp32[name]:>13}{fmt(ext_bf16.get(name)):>14}{r['bf16_ms']:>15.0f}"
             f"{ext_fp32[name] / r['bf16_ms']:>9.2f}x raw"
         )
+        if infer_speed is not None and name.startswith("infer"):
+            line += f", {ext_fp32[name] * infer_speed / r['bf16_ms']:.2f}x scaled by inference speed"
         if scales is not None:
             scaled = [ext_fp32[name] * v / r["bf16_ms"] for v in scales]
-            line += f", {scaled[1]:.2f}x scaled ({scaled[0]:.2f}-{scaled[2]:.2f})"
+            by = " by training speed" if infer_speed is not None and name.startswith("infer") else ""
+            line += f", {scaled[1]:.2f}x scaled{by} ({scaled[0]:.2f}-{scaled[2]:.2f})"
         if name in by_bf16 and name in bf16_then:
             line += f", {ext_fp32[name] / bf16_then[name] * by_bf16[name]:.2f}x by bf16"
         lines.append(line)
@@ -784,151 +804,159 @@ def main() -> None:
     ref_model = paper_model(reference=True, device=dev)
     opt = build_optimizer(model, 1e-5, 0.01)
     ref_opt = build_optimizer(ref_model, 1e-5, 0.01)
-    with tempfile.TemporaryDirectory(prefix="quag-sitting-") as tmp:
-        sitting_why_not = "the sitting's code ran on the CPU only" if dev != "cpu" else extract_sitting_code(Path(tmp))
-        if sitting_why_not:
-            print(f"machine speed not measured: {sitting_why_not}", flush=True)
-        sitting = None if sitting_why_not else SittingSteps(Path(tmp), args.threads)
-        try:
-            # every task's paths are timed in the same interleaved rounds (interleaved_ms), the sitting's code's
-            # steps included, so that all training rows and the machine-speed rows see the machine in the same state
-            train_paths: list[dict[str, TimedPath]] = []
-            for task in TASKS:
-                batch = make_batch(task, device=dev)
-                model.train()
-                ref_model.train()
-                train_row: dict[str, Any] = {
-                    "name": f"train {task}",
-                    "loss_fp32": first_loss(model, batch, FP32_PATH, dev),
-                    "loss_bf16": first_loss(model, batch, BF16_PATH, dev),
-                    "gflop": training_flops(model, trim_caption_padding(copy.copy(batch))) / 1e9,
-                }
-                paths = {
-                    "reference": TimedPath(train_step_fn(ref_model, ref_opt, batch, REFERENCE_PATH, dev), reps),
-                    "fp32": TimedPath(train_step_fn(model, opt, batch, FP32_PATH, dev), reps),
-                    "bf16": TimedPath(train_step_fn(model, opt, batch, BF16_PATH, dev), reps),
-                }
-                if sitting is not None:
-                    paths["fp32_sitting"] = TimedPath(sitting.step_fn(task, bf16=False), reps)
-                    paths["bf16_sitting"] = TimedPath(sitting.step_fn(task, bf16=True), reps)
-                train_rows.append(train_row)
-                train_paths.append(paths)
-            timed_rows = interleaved_ms(train_paths, dev)
-        finally:
+    sitting_dir = tempfile.TemporaryDirectory(prefix="quag-sitting-")
+    tmp = sitting_dir.name
+    sitting_why_not = "the sitting's code ran on the CPU only" if dev != "cpu" else extract_sitting_code(Path(tmp))
+    if sitting_why_not:
+        print(f"machine speed not measured: {sitting_why_not}", flush=True)
+    sitting = None if sitting_why_not else SittingSteps(Path(tmp), args.threads)
+    try:
+        # every task's paths are timed in the same interleaved rounds (interleaved_ms), the sitting's code's
+        # steps included, so that all training rows and the machine-speed rows see the machine in the same state
+        train_paths: list[dict[str, TimedPath]] = []
+        for task in TASKS:
+            batch = make_batch(task, device=dev)
+            model.train()
+            ref_model.train()
+            train_row: dict[str, Any] = {
+                "name": f"train {task}",
+                "loss_fp32": first_loss(model, batch, FP32_PATH, dev),
+                "loss_bf16": first_loss(model, batch, BF16_PATH, dev),
+                "gflop": training_flops(model, trim_caption_padding(copy.copy(batch))) / 1e9,
+            }
+            paths = {
+                "reference": TimedPath(train_step_fn(ref_model, ref_opt, batch, REFERENCE_PATH, dev), reps),
+                "fp32": TimedPath(train_step_fn(model, opt, batch, FP32_PATH, dev), reps),
+                "bf16": TimedPath(train_step_fn(model, opt, batch, BF16_PATH, dev), reps),
+            }
             if sitting is not None:
-                sitting.close()
-    for train_row, med in zip(train_rows, timed_rows, strict=True):
-        train_row.update(med)
-        train_row["fraction_of_fp32_gemm"] = train_row["gflop"] / (med["fp32_ms"] / 1000) / fp32_rate
-        print(f"  {train_row['name']}: " + ", ".join(f"{k} {v:.0f}" for k, v in med.items()), flush=True)
+                paths["fp32_sitting"] = TimedPath(sitting.step_fn(task, bf16=False), reps)
+                paths["bf16_sitting"] = TimedPath(sitting.step_fn(task, bf16=True), reps)
+            train_rows.append(train_row)
+            train_paths.append(paths)
+        timed_rows = interleaved_ms(train_paths, dev)
+        for train_row, med in zip(train_rows, timed_rows, strict=True):
+            train_row.update(med)
+            train_row["fraction_of_fp32_gemm"] = train_row["gflop"] / (med["fp32_ms"] / 1000) / fp32_rate
+            print(f"  {train_row['name']}: " + ", ".join(f"{k} {v:.0f}" for k, v in med.items()), flush=True)
 
-    infer_rows: list[dict[str, Any]] = []
-    infer_paths: list[dict[str, TimedPath]] = []
-    device_type = "cuda" if dev.startswith("cuda") else "cpu"
+        infer_rows: list[dict[str, Any]] = []
+        infer_paths: list[dict[str, TimedPath]] = []
+        device_type = "cuda" if dev.startswith("cuda") else "cpu"
 
-    def autocast(bf16: bool) -> Any:
-        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16)
+        def autocast(bf16: bool) -> Any:
+            return torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16)
 
-    model.eval()
-    ref_model.eval()
-    # as the decoding commands run (the training rows above ran with glibc's default, as the trainer)
-    inference_heap = keep_freed_memory() if device_type == "cpu" else "-"
-    print(f"inference: {inference_heap}", flush=True)
-    with torch.no_grad():
-        cfg = EvalConfig()
-        mr = make_batch("moment_retrieval", device=dev)
+        model.eval()
+        ref_model.eval()
+        # as the decoding commands run (the training rows above ran with glibc's default, as the trainer)
+        inference_heap = keep_freed_memory() if device_type == "cpu" else "-"
+        print(f"inference: {inference_heap}", flush=True)
+        with torch.no_grad():
+            cfg = EvalConfig()
+            mr = make_batch("moment_retrieval", device=dev)
 
-        def mr_fn(m: HiRESTModel, bf16: bool) -> Callable[[], object]:
-            def run() -> object:
-                with autocast(bf16):
-                    return predict_moments(m, mr, cfg)
-
-            return run
-
-        infer_rows.append({"name": "infer moment_retrieval", "naive": "reference padding"})
-        infer_paths.append(
-            {
-                "naive": TimedPath(mr_fn(ref_model, False), reps, warm),
-                "fp32": TimedPath(mr_fn(model, False), reps, warm),
-                "bf16": TimedPath(mr_fn(model, True), reps, warm),
-            }
-        )
-
-        ms = make_batch("moment_segmentation", device=dev)
-        lengths = ms.video_mask.sum(1)
-
-        def seg_fn(bf16: bool, rounds: int, naive: bool = False) -> Callable[[], list]:
-            def cached_front() -> torch.Tensor:
-                return decode_front(model, ms)
-
-            def run() -> list:
-                with autocast(bf16):
-                    if naive:
-
-                        def naive_logits(r: torch.Tensor, region: torch.Tensor, bnd: torch.Tensor) -> torch.Tensor:
-                            f = model.encode_front(
-                                ms.video[r], ms.transcript[r], ms.query_embedding[r], ms.video_mask[r]
-                            ).features
-                            return model.segment_logits(model.encode_context(f, ms.video_mask[r], region, bnd))
-
-                        return decode_islands_naive(naive_logits, ms.moment_frames, lengths, rounds, 0.5)
-                    front = cached_front()
-
-                    def logits(r: torch.Tensor, region: torch.Tensor, bnd: torch.Tensor) -> torch.Tensor:
-                        return model.segment_logits(model.encode_context(front[r], ms.video_mask[r], region, bnd))
-
-                    return decode_islands(logits, ms.moment_frames, lengths, rounds, 0.5, early_stop=False)
-
-            return run
-
-        infer_rows.append(
-            {
-                "name": "infer segmentation (20 rounds)",
-                "naive": "whole model every round",
-                "identical": seg_fn(False, 20)() == seg_fn(False, 20, naive=True)(),
-            }
-        )
-        infer_paths.append(
-            {
-                "naive": TimedPath(seg_fn(False, 20, naive=True), 1 if args.quick else 2, 0),
-                "fp32": TimedPath(seg_fn(False, 20), reps, warm),
-                "bf16": TimedPath(seg_fn(True, 20), reps, warm),
-            }
-        )
-        k = max(1, math.ceil(ms_rounds))
-        infer_rows.append(
-            {"name": f"infer segmentation (early stop, {k} rounds)", "rounds": ms_rounds, "rounds_from": rounds_from}
-        )
-        infer_paths.append(
-            {"fp32": TimedPath(seg_fn(False, k), reps, warm), "bf16": TimedPath(seg_fn(True, k), reps, warm)}
-        )
-
-        sc = make_batch("step_captioning", device=dev)
-        model.decoder.output_bias[SEP_ID] = -1e4  # never stop early: exactly max_len decoding steps
-        for steps in (6, 48):
-
-            def cap_fn(bf16: bool, use_cache: bool, steps: int = steps) -> Callable[[], list]:
-                def run() -> list:
+            def mr_fn(m: HiRESTModel, bf16: bool) -> Callable[[], object]:
+                def run() -> object:
                     with autocast(bf16):
-                        h = model.encode_context(decode_front(model, sc), sc.video_mask, sc.moment_mask, None)
-                        return generate_beam(model.decoder, h, sc.video_mask, BEAMS, steps, use_cache=use_cache)
+                        return predict_moments(m, mr, cfg)
 
                 return run
 
-            row: dict[str, Any] = {"name": f"infer captioning ({steps} steps)", "naive": "no key/value cache"}
-            paths = {
-                "fp32": TimedPath(cap_fn(False, True), reps, warm),
-                "bf16": TimedPath(cap_fn(True, True), reps, warm),
-            }
-            if steps == 6 or not args.quick:
-                paths["naive"] = TimedPath(cap_fn(False, False), 1 if (args.quick or steps == 48) else reps, 0)
-                row["identical"] = cap_fn(False, True)() == cap_fn(False, False)()
-            infer_rows.append(row)
-            infer_paths.append(paths)
-        # every inference path in the same interleaved rounds, as the training rows (the decoder's SEP bias stays
-        # at -1e4 throughout: only the captioning rows read it)
-        for row, med in zip(infer_rows, interleaved_ms(infer_paths, dev), strict=True):
-            row.update(med)
+            infer_rows.append({"name": "infer moment_retrieval", "naive": "reference padding"})
+            infer_paths.append(
+                {
+                    "naive": TimedPath(mr_fn(ref_model, False), reps, warm),
+                    "fp32": TimedPath(mr_fn(model, False), reps, warm),
+                    "bf16": TimedPath(mr_fn(model, True), reps, warm),
+                }
+            )
+            if sitting is not None:  # the machine speed of the inference rows (the sitting's code, fp32)
+                infer_paths[-1]["fp32_sitting"] = TimedPath(sitting.infer_fn(), reps, warm)
+
+            ms = make_batch("moment_segmentation", device=dev)
+            lengths = ms.video_mask.sum(1)
+
+            def seg_fn(bf16: bool, rounds: int, naive: bool = False) -> Callable[[], list]:
+                def cached_front() -> torch.Tensor:
+                    return decode_front(model, ms)
+
+                def run() -> list:
+                    with autocast(bf16):
+                        if naive:
+
+                            def naive_logits(r: torch.Tensor, region: torch.Tensor, bnd: torch.Tensor) -> torch.Tensor:
+                                f = model.encode_front(
+                                    ms.video[r], ms.transcript[r], ms.query_embedding[r], ms.video_mask[r]
+                                ).features
+                                return model.segment_logits(model.encode_context(f, ms.video_mask[r], region, bnd))
+
+                            return decode_islands_naive(naive_logits, ms.moment_frames, lengths, rounds, 0.5)
+                        front = cached_front()
+
+                        def logits(r: torch.Tensor, region: torch.Tensor, bnd: torch.Tensor) -> torch.Tensor:
+                            return model.segment_logits(model.encode_context(front[r], ms.video_mask[r], region, bnd))
+
+                        return decode_islands(logits, ms.moment_frames, lengths, rounds, 0.5, early_stop=False)
+
+                return run
+
+            infer_rows.append(
+                {
+                    "name": "infer segmentation (20 rounds)",
+                    "naive": "whole model every round",
+                    "identical": seg_fn(False, 20)() == seg_fn(False, 20, naive=True)(),
+                }
+            )
+            infer_paths.append(
+                {
+                    "naive": TimedPath(seg_fn(False, 20, naive=True), 1 if args.quick else 2, 0),
+                    "fp32": TimedPath(seg_fn(False, 20), reps, warm),
+                    "bf16": TimedPath(seg_fn(True, 20), reps, warm),
+                }
+            )
+            k = max(1, math.ceil(ms_rounds))
+            infer_rows.append(
+                {
+                    "name": f"infer segmentation (early stop, {k} rounds)",
+                    "rounds": ms_rounds,
+                    "rounds_from": rounds_from,
+                }
+            )
+            infer_paths.append(
+                {"fp32": TimedPath(seg_fn(False, k), reps, warm), "bf16": TimedPath(seg_fn(True, k), reps, warm)}
+            )
+
+            sc = make_batch("step_captioning", device=dev)
+            model.decoder.output_bias[SEP_ID] = -1e4  # never stop early: exactly max_len decoding steps
+            for steps in (6, 48):
+
+                def cap_fn(bf16: bool, use_cache: bool, steps: int = steps) -> Callable[[], list]:
+                    def run() -> list:
+                        with autocast(bf16):
+                            h = model.encode_context(decode_front(model, sc), sc.video_mask, sc.moment_mask, None)
+                            return generate_beam(model.decoder, h, sc.video_mask, BEAMS, steps, use_cache=use_cache)
+
+                    return run
+
+                row: dict[str, Any] = {"name": f"infer captioning ({steps} steps)", "naive": "no key/value cache"}
+                paths = {
+                    "fp32": TimedPath(cap_fn(False, True), reps, warm),
+                    "bf16": TimedPath(cap_fn(True, True), reps, warm),
+                }
+                if steps == 6 or not args.quick:
+                    paths["naive"] = TimedPath(cap_fn(False, False), 1 if (args.quick or steps == 48) else reps, 0)
+                    row["identical"] = cap_fn(False, True)() == cap_fn(False, False)()
+                infer_rows.append(row)
+                infer_paths.append(paths)
+            # every inference path in the same interleaved rounds, as the training rows (the decoder's SEP bias stays
+            # at -1e4 throughout: only the captioning rows read it)
+            for row, med in zip(infer_rows, interleaved_ms(infer_paths, dev), strict=True):
+                row.update(med)
+    finally:
+        if sitting is not None:
+            sitting.close()
+        sitting_dir.cleanup()
 
     memory = measure_memory_settings(args.threads, dev, 1 if args.quick else 3)
     heap = None if dev != "cpu" else measure_heap_policies(args.threads, 2 if args.quick else 3, 10)

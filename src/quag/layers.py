@@ -7,7 +7,7 @@ any import that goes to a higher layer, and on any module that is in no layer; d
 from __future__ import annotations
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("quag", "quag.layers", "quag.tasks", "quag.io"),
+    ("quag", "quag.layers", "quag.tasks", "quag.io", "quag.heap"),
     ("quag.config",),
     ("quag.data",),
     ("quag.models",),

@@ -10,15 +10,22 @@ import pytest
 
 from tests.helpers import REPO, benchmark
 
-# A stand-in for the sitting commit's benchmark script: each step appends its task and precision to a log.
+# A stand-in for the sitting commit's benchmark script: each step appends its task and precision to a log, each
+# retrieval inference call "infer" and whether gradients were off.
 _FAKE_BENCH = """
 from pathlib import Path
+import torch
 LOG = Path(__file__).with_name("steps.log")
 def paper_model():
     class Model:
         def train(self):
             return self
+        def eval(self):
+            return self
     return Model()
+def predict_moments(model, batch, cfg):
+    with LOG.open("a") as f:
+        f.write(f"infer {batch} {not torch.is_grad_enabled()}\\n")
 def build_optimizer(model, lr, weight_decay):
     return None
 def make_batch(task):
@@ -37,6 +44,7 @@ def _fake_source(root: Path, with_quag: bool = True) -> Path:
     if with_quag:
         (root / "src" / "quag").mkdir(parents=True)
         (root / "src" / "quag" / "__init__.py").write_text("")
+        (root / "src" / "quag" / "config.py").write_text("class EvalConfig:\n    pass\n")
     return root
 
 
@@ -48,10 +56,16 @@ def test_sitting_steps_run_the_commit_script_on_request(tmp_path: Path) -> None:
         steps.step_fn("moment_retrieval", bf16=False)()
         steps.step_fn("step_captioning", bf16=True)()
         steps.step_fn("moment_retrieval", bf16=False)()
+        steps.infer_fn()()
     finally:
         steps.close()
     log = (source / "benchmarks" / "steps.log").read_text().splitlines()
-    assert log == ["moment_retrieval False", "step_captioning True", "moment_retrieval False"]
+    assert log == [
+        "moment_retrieval False",
+        "step_captioning True",
+        "moment_retrieval False",
+        "infer moment_retrieval True",
+    ]
 
 
 def test_sitting_steps_refuse_this_checkouts_quag(tmp_path: Path) -> None:
