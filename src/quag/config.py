@@ -178,8 +178,9 @@ class TrainConfig:
     release_memory: bool = True
     """On CPU (glibc), return the heap's free pages to the system before every backward pass
     (:func:`quag.heap.trim_heap`), so the gradients do not pile up beside the forward pass's freed
-    temporaries: a lower peak resident memory (0.07 GiB at the paper setting) for the page faults of reusing those
-    pages, about a tenth of a step there (docs/benchmarks.md, ``benchmarks/bench_quag.py``). A no-op elsewhere."""
+    temporaries: a lower peak resident memory (0.07-0.09 GiB at the paper setting) for the page faults of reusing
+    those pages, up to about a tenth of a step there (docs/benchmarks.md, ``benchmarks/bench_quag.py``). A no-op
+    elsewhere."""
     seed: int = 2222
     log_every: int = 10
     """Steps between progress-bar / metrics.jsonl updates."""

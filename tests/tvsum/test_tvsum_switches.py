@@ -23,6 +23,7 @@ SWITCHES: dict[str, dict[str, object]] = {
     "no_audio": {"use_audio": False, "use_msp": False},
     "dropout": {"dropout_scheme": "qd_detr"},
     "global_token": {"saliency_head": "global_token"},
+    "xavier": {"init": "xavier"},
     "all": {
         "query_input": "tokens",
         "position": "qd_detr",
@@ -30,6 +31,7 @@ SWITCHES: dict[str, dict[str, object]] = {
         "use_msp": False,
         "dropout_scheme": "qd_detr",
         "saliency_head": "global_token",
+        "init": "xavier",
     },
 }
 
@@ -136,9 +138,37 @@ def test_config_validation_and_unchanged_default_fingerprint() -> None:
         None, ["train.epochs=7"]
     ).training_fingerprint(exclude=("epochs",))
     assert load_tvsum_config(None, ["train.ema_decay=0"]).training_fingerprint() == "d4595e6301a8afc9"
+    assert load_tvsum_config(None, ["model.init=pytorch"]).training_fingerprint() == "d4595e6301a8afc9"
+    assert load_tvsum_config(None, ["model.init=xavier"]).training_fingerprint() != "d4595e6301a8afc9"
+    with pytest.raises(ValueError, match="init"):
+        load_tvsum_config(None, ["model.init=kaiming"])
     assert load_tvsum_config(None, ["train.ema_decay=0.95"]).training_fingerprint() != "d4595e6301a8afc9"
     with pytest.raises(ValueError, match="ema_decay"):
         load_tvsum_config(None, ["train.ema_decay=1"])
+
+
+@pytest.mark.parametrize("tokens", [False, True])
+def test_xavier_init_redraws_the_attention_trunk_only(tokens: bool) -> None:
+    """``init=xavier`` draws every weight matrix of MSP, QC2, the title cross-attention and the encoder again,
+    Xavier-uniform (bound sqrt(6 / (fan_in + fan_out))), and leaves the embeddings, head and all vectors as built."""
+    query = {"query_input": "tokens"} if tokens else {}
+    torch.manual_seed(0)
+    plain = TVSumQuag(tiny(**query)).state_dict()
+    torch.manual_seed(0)
+    xavier = TVSumQuag(tiny(init="xavier", **query)).state_dict()
+    assert plain.keys() == xavier.keys()
+    trunk = ("msp.", "qc2.", "title_cross_attn.", "encoder.")
+    redrawn = {k for k, v in plain.items() if v.dim() > 1 and k.startswith(trunk)}
+    assert any(k.startswith("title_cross_attn.") for k in redrawn) == tokens
+    assert {"msp.cross_attn.attn.q_proj.weight", "qc2.query_fuse.weight", "encoder.1.ffn_out.weight"} <= redrawn
+    for k, v in xavier.items():
+        if k in redrawn:
+            bound = (6.0 / (v.shape[0] + v.shape[1])) ** 0.5
+            assert not torch.equal(v, plain[k]), k
+            assert float(v.abs().max()) <= bound, k
+            assert v.numel() < 64 or float(v.abs().max()) > 0.8 * bound, k  # the range is filled (not QC2's 1 x 1)
+        else:
+            assert torch.equal(v, plain[k]), k
 
 
 def test_qd_detr_position_features() -> None:

@@ -5,8 +5,8 @@ lambda = 0.3; everything else follows QD-DETR's TVSum recipe (``qd_detr/scripts/
 and ``qd_detr/config.py``), which uses the same batch and learning rate: weight decay 1e-4, gradient clipping
 0.1, input dropout 0.5, dropout 0.1, FFN 1024, evaluation every 5 epochs. Where we depart from it (the number
 of epochs, to fit the CPU budget, and the negative-pair loss, off) the field says why. The model switches
-(``query_input``, ``position``, ``use_audio``, ``dropout_scheme``, ``saliency_head``) each turn one known difference
-from QD-DETR's TVSum model on; docs/tvsum.md describes them.
+(``query_input``, ``position``, ``use_audio``, ``dropout_scheme``, ``saliency_head``, ``init``) each turn one
+known difference from QD-DETR's TVSum model on; docs/tvsum.md describes them.
 
 YAML only sets values; unknown keys raise (:func:`quag.config.dataclass_from_dict`), ``section.key=value``
 overrides apply after the YAML, and the resolved config is written next to every run.
@@ -34,6 +34,7 @@ SWITCH_CHOICES: dict[str, tuple[str, ...]] = {
     "position": ("time_mlp", "qd_detr"),
     "dropout_scheme": ("quag", "qd_detr"),
     "saliency_head": ("linear", "global_token"),
+    "init": ("pytorch", "xavier"),
 }
 """Allowed values of the string switches of :class:`TVSumModelConfig` (YAML values are not type-checked)."""
 
@@ -44,6 +45,7 @@ NEUTRAL_DEFAULTS: dict[str, dict[str, object]] = {
         "use_audio": True,
         "dropout_scheme": "quag",
         "saliency_head": "linear",
+        "init": "pytorch",
     },
     "train": {"ema_decay": 0.0},
 }
@@ -104,6 +106,12 @@ class TVSumModelConfig:
     saliency_head: Literal["linear", "global_token"] = "linear"
     """``linear``: ``Linear(H -> 1)`` per clip. ``global_token``: a learned token joins the encoder and each
     clip's score is ``<W1 x_t, W2 g> / sqrt(H)`` (QD-DETR's saliency token)."""
+    init: Literal["pytorch", "xavier"] = "pytorch"
+    """``pytorch``: each layer's own initialisation (PyTorch's defaults; attention projections Xavier-uniform over
+    the packed (3H, H) matrix, as ``nn.MultiheadAttention``). ``xavier``: afterwards, every weight matrix of the
+    attention trunk (MSP, QC2, the title cross-attention and the encoder) drawn again Xavier-uniform per matrix,
+    as DETR-style models initialise their transformer (QD-DETR's ``Transformer._reset_parameters``); the input
+    embeddings and the saliency head keep theirs."""
 
     def __post_init__(self) -> None:
         check_positive(self, "visual_dim", "audio_dim", "query_dim", "hidden_dim", "num_heads", section="model")

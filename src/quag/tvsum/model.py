@@ -29,7 +29,9 @@ are in :mod:`quag.tvsum.layers`), each replacing one step:
 - ``position=qd_detr`` (steps 1 and 4): 2 time features appended to the visual input, sine encodings on queries
   and keys of the title cross-attention and the encoder layers, no time MLP;
 - ``saliency_head=global_token`` (step 5): a learned token joins the encoder; clip scores are
-  ``<W1 x_t, W2 g> / sqrt(H)``.
+  ``<W1 x_t, W2 g> / sqrt(H)``;
+- ``init=xavier`` (steps 2-4): every weight matrix of MSP, QC2, the title cross-attention and the encoder drawn
+  again Xavier-uniform, as QD-DETR initialises its transformer.
 
 Shape letters as in :mod:`quag.models`: B batch, T clips, H = ``hidden_dim`` (the width of the temporal encoder
 and the head; QUAG fuses at H too), L title tokens, Dv, Da, Dq input widths. Masks are bool, True = real.
@@ -136,6 +138,11 @@ class TVSumQuag(nn.Module):
             self.global_token = nn.Parameter(torch.randn(h))  # QD-DETR's global_rep_token
             self.global_pos = nn.Parameter(torch.randn(h)) if config.position == "qd_detr" else None
             self.clip_proj, self.global_proj = nn.Linear(h, h), nn.Linear(h, h)  # its saliency_proj1 / 2
+        if config.init == "xavier":  # DETR style: every weight matrix of the attention trunk, after construction
+            for trunk in (self.msp, self.qc2, self.title_cross_attn, self.encoder):
+                for p in () if trunk is None else trunk.parameters():
+                    if p.dim() > 1:
+                        nn.init.xavier_uniform_(p)
 
     def forward(
         self,
