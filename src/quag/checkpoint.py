@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import dataclasses
 import errno
 import json
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +44,7 @@ from quag.io import (
     atomic_write_text,
     folder_mode,
     json_error_text,
+    linux_libc,
     new_file_mode,
 )
 
@@ -77,15 +76,12 @@ class CheckpointMeta:
 
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two existing paths in one step (Linux ``renameat2`` with ``RENAME_EXCHANGE``); False if unsupported."""
-    if not sys.platform.startswith("linux"):
-        return False
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
+    libc = linux_libc()
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
+        renameat2 = None if libc is None else libc.renameat2
+    except AttributeError:  # a C library without it
+        renameat2 = None
+    if renameat2 is None:
         return False
     at_fdcwd, rename_exchange = -100, 2
     if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:

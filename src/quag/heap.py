@@ -23,11 +23,9 @@ Both are no-ops where glibc is not the allocator (macOS, Windows, musl).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import functools
 import os
-import sys
-from typing import Any
+
+from quag.io import linux_libc
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -41,18 +39,10 @@ KEEP_ENV = "QUAG_KEEP_FREED_MEMORY"
 """Environment variable: ``0`` turns :func:`keep_freed_memory` off."""
 
 
-@functools.cache
-def _glibc() -> Any | None:
+def _glibc() -> ctypes.CDLL | None:
     """The C library when it is glibc (it has ``malloc_trim`` and ``mallopt``), else None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        libc = ctypes.CDLL(name)
-        libc.malloc_trim, libc.mallopt  # noqa: B018 - present in glibc only (not musl)
-    except (OSError, AttributeError):
+    libc = linux_libc()
+    if libc is None or not (hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt")):  # musl has neither
         return None
     return libc
 

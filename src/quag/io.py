@@ -9,12 +9,32 @@ write (a full disk, say) raises an ``OSError`` that names the file and leaves th
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+
+@functools.cache
+def linux_libc() -> ctypes.CDLL | None:
+    """The C library on Linux, loaded with ``use_errno`` (``ctypes.get_errno`` reads its errors); None elsewhere or
+    when it cannot be found. For the calls Python does not wrap: ``renameat2`` (checkpoints), ``malloc_trim`` and
+    ``mallopt`` (:mod:`quag.heap`)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        return None
 
 
 def current_umask() -> int:
