@@ -33,7 +33,8 @@ M_MMAP_THRESHOLD = -3
 
 KEPT_BLOCK_LIMIT = 32 * 2**20
 """Largest block kept in the heap by :func:`keep_freed_memory`: glibc's upper bound for its mmap threshold on
-64-bit systems (32 MiB, e.g. a (2,800, 3,072) fp32 activation); larger blocks are still mapped and unmapped."""
+64-bit systems (the paper setting's largest decoding activation, (1,400, 3,072) in fp32, is 16 MiB); larger
+blocks are still mapped and unmapped."""
 
 KEEP_ENV = "QUAG_KEEP_FREED_MEMORY"
 """Environment variable: ``0`` turns :func:`keep_freed_memory` off."""
