@@ -66,6 +66,7 @@ from quag.training.optim import build_optimizer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from probe import gemm_probe  # noqa: E402
+from sitting_steps import INFER as INFER_REQUEST  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STATM = Path("/proc/self/statm")
@@ -416,13 +417,18 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def measure_peak_memory(threads: int, setting: MemorySetting, device: str) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--memory-child", "10", "--threads", str(threads), "--device", device]
-    child = subprocess.run(cmd + setting.flags(), capture_output=True, text=True)
+def run_child(what: str, args: list[str]) -> dict[str, Any]:
+    """This script in a fresh process with ``args`` (one of its ``--*-child`` modes): the JSON of its last line."""
+    child = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
     if child.returncode:
-        raise RuntimeError(f"memory child failed:\n{child.stderr[-2000:]}")
-    result: dict[str, float] = json.loads(child.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{what} child failed:\n{child.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
     return result
+
+
+def measure_peak_memory(threads: int, setting: MemorySetting, device: str) -> dict[str, float]:
+    args = ["--memory-child", "10", "--threads", str(threads), "--device", device, *setting.flags()]
+    return run_child("memory", args)
 
 
 def measure_memory_settings(threads: int, device: str, rounds: int) -> dict[str, dict[str, Any]]:
@@ -478,11 +484,8 @@ def measure_heap_policies(threads: int, rounds: int, calls: int) -> dict[str, di
     runs: dict[str, list[dict[str, Any]]] = {p: [] for p in HEAP_POLICIES}
     for _ in range(rounds):
         for policy in HEAP_POLICIES:
-            cmd = [sys.executable, __file__, "--heap-child", policy, "--threads", str(threads), "--calls", str(calls)]
-            child = subprocess.run(cmd, capture_output=True, text=True)
-            if child.returncode:
-                raise RuntimeError(f"heap child failed:\n{child.stderr[-2000:]}")
-            runs[policy].append(json.loads(child.stdout.strip().splitlines()[-1]))
+            args = ["--heap-child", policy, "--threads", str(threads), "--calls", str(calls)]
+            runs[policy].append(run_child("heap", args))
     return {
         policy: {
             "ms": statistics.median(r["ms"] for r in rs),
@@ -554,7 +557,7 @@ class SittingSteps:
 
     def infer_fn(self) -> Callable[[], None]:
         """One fp32 moment-retrieval inference call in the child (as the sitting's script timed it)."""
-        return self._request_fn("infer moment_retrieval fp32")
+        return self._request_fn(f"{INFER_REQUEST} fp32")
 
     def _request_fn(self, request: str) -> Callable[[], None]:
         request += "\n"

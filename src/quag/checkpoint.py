@@ -76,11 +76,7 @@ class CheckpointMeta:
 
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two existing paths in one step (Linux ``renameat2`` with ``RENAME_EXCHANGE``); False if unsupported."""
-    libc = linux_libc()
-    try:
-        renameat2 = None if libc is None else libc.renameat2
-    except AttributeError:  # a C library without it
-        renameat2 = None
+    renameat2 = getattr(linux_libc(), "renameat2", None)  # None off Linux or in a C library without it
     if renameat2 is None:
         return False
     at_fdcwd, rename_exchange = -100, 2
