@@ -50,7 +50,8 @@ NEUTRAL_DEFAULTS: dict[str, dict[str, object]] = {
     "train": {"ema_decay": 0.0},
 }
 """Fields added after the first reported runs: left out of :meth:`TVSumConfig.training_fingerprint` while they
-hold these values (the behaviour before they existed), so finished results stay reusable."""
+hold these values (the behaviour before they existed), so finished results stay reusable. A neutral value need
+not be the default: ``init`` defaults to ``xavier`` and is left out at ``pytorch``."""
 
 
 def _without_neutral(section: str, values: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -106,12 +107,14 @@ class TVSumModelConfig:
     saliency_head: Literal["linear", "global_token"] = "linear"
     """``linear``: ``Linear(H -> 1)`` per clip. ``global_token``: a learned token joins the encoder and each
     clip's score is ``<W1 x_t, W2 g> / sqrt(H)`` (QD-DETR's saliency token)."""
-    init: Literal["pytorch", "xavier"] = "pytorch"
-    """``pytorch``: each layer's own initialisation (PyTorch's defaults; attention projections Xavier-uniform over
-    the packed (3H, H) matrix, as ``nn.MultiheadAttention``). ``xavier``: afterwards, every weight matrix of the
-    attention trunk (MSP, QC2, the title cross-attention and the encoder) drawn again Xavier-uniform per matrix,
-    as DETR-style models initialise their transformer (QD-DETR's ``Transformer._reset_parameters``); the input
-    embeddings and the saliency head keep theirs."""
+    init: Literal["pytorch", "xavier"] = "xavier"
+    """``xavier`` (the default, QD-DETR's recipe): after construction, every weight matrix of the attention trunk
+    (MSP, QC2, the title cross-attention and the encoder) drawn again Xavier-uniform per matrix, as DETR-style
+    models initialise their transformer (QD-DETR's ``Transformer._reset_parameters``); the input embeddings and the
+    saliency head keep theirs. ``pytorch``: each layer's own initialisation (PyTorch's defaults; attention
+    projections Xavier-uniform over the packed (3H, H) matrix, as ``nn.MultiheadAttention``), the setting of the
+    runs before the switch existed. docs/tvsum.md ("Xavier initialisation") gives the measurements behind the
+    choice."""
 
     def __post_init__(self) -> None:
         check_positive(self, "visual_dim", "audio_dim", "query_dim", "hidden_dim", "num_heads", section="model")

@@ -30,8 +30,9 @@ are in :mod:`quag.tvsum.layers`), each replacing one step:
   and keys of the title cross-attention and the encoder layers, no time MLP;
 - ``saliency_head=global_token`` (step 5): a learned token joins the encoder; clip scores are
   ``<W1 x_t, W2 g> / sqrt(H)``;
-- ``init=xavier`` (steps 2-4): every weight matrix of MSP, QC2, the title cross-attention and the encoder drawn
-  again Xavier-uniform, as QD-DETR initialises its transformer.
+- ``init=xavier`` (steps 2-4; the default, where ``pytorch`` keeps each layer's own): every weight matrix of MSP,
+  QC2, the title cross-attention and the encoder drawn again Xavier-uniform, as QD-DETR initialises its
+  transformer.
 
 Shape letters as in :mod:`quag.models`: B batch, T clips, H = ``hidden_dim`` (the width of the temporal encoder
 and the head; QUAG fuses at H too), L title tokens, Dv, Da, Dq input widths. Masks are bool, True = real.
