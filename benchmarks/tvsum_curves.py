@@ -1,7 +1,7 @@
 """Plot how TVSum test and leave-one-out validation mAP move over training, from finished protocol and CV runs.
 
     python benchmarks/tvsum_curves.py            # the default setting's 400-epoch jobs and its CV
-    python benchmarks/tvsum_curves.py --jobs runs/tvsum/protocol/base --cv runs/tvsum/cv/screen_base.json \
+    python benchmarks/tvsum_curves.py --jobs runs/tvsum/protocol/xavier_2000 --cv runs/tvsum/cv/screen_xavier.json \
         --out runs/tvsum/curves-2000.svg
 
 One line per seed: the test mAP at each evaluation, averaged over the categories (each category's curve from its
@@ -44,8 +44,8 @@ def seed_curves(jobs_dir: Path) -> dict[int, list[tuple[float, float]]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", default="runs/tvsum/screen/switches/base", help="protocol run folder (has jobs/)")
-    parser.add_argument("--cv", default="runs/tvsum/cv/screen_base.json", help="tvsum_cv.py result of the setting")
+    parser.add_argument("--jobs", default="runs/tvsum/protocol/xavier", help="protocol run folder (has jobs/)")
+    parser.add_argument("--cv", default="runs/tvsum/cv/screen_xavier.json", help="tvsum_cv.py result of the setting")
     parser.add_argument("--out", default=str(ROOT / "docs" / "images" / "tvsum-curves.svg"), help="SVG to write")
     args = parser.parse_args(argv)
     jobs, cv = Path(args.jobs), Path(args.cv)
