@@ -17,6 +17,10 @@ from quag.tvsum.train import forward_batch, train_category
 from tests.tvsum.helpers import tiny_tvsum_overrides
 
 REPO = Path(__file__).resolve().parents[2]
+PYTORCH_INIT_FINGERPRINT = "d4595e6301a8afc9"
+"""The runs with ``init=pytorch``, the setting before the switches existed (docs/tvsum.md)."""
+DEFAULT_FINGERPRINT = "b4217cbde2f3463a"
+"""The default setting's runs (``init=xavier``)."""
 
 SWITCHES: dict[str, dict[str, object]] = {
     "default": {},
@@ -136,21 +140,21 @@ def test_config_validation_and_unchanged_default_fingerprint() -> None:
     # Results computed before the switches existed keep their fingerprint (they are reused, not retrained): the
     # setting before init=xavier became the default, and the default's own runs (docs/tvsum.md).
     before = load_tvsum_config(None, ["model.init=pytorch"])
-    assert before.training_fingerprint() == "d4595e6301a8afc9"
-    assert TVSumConfig().training_fingerprint() == "b4217cbde2f3463a"
-    assert load_tvsum_config(None, ["model.init=xavier"]).training_fingerprint() == "b4217cbde2f3463a"
-    assert load_tvsum_config(REPO / "configs" / "tvsum_quag.yaml").training_fingerprint() == "b4217cbde2f3463a"
+    assert before.training_fingerprint() == PYTORCH_INIT_FINGERPRINT
+    assert TVSumConfig().training_fingerprint() == DEFAULT_FINGERPRINT
+    assert load_tvsum_config(None, ["model.init=xavier"]).training_fingerprint() == DEFAULT_FINGERPRINT
+    assert load_tvsum_config(REPO / "configs" / "tvsum_quag.yaml").training_fingerprint() == DEFAULT_FINGERPRINT
     switched = load_tvsum_config(None, ["model.init=pytorch", "model.saliency_head=global_token"])
-    assert switched.training_fingerprint() != "d4595e6301a8afc9"
+    assert switched.training_fingerprint() != PYTORCH_INIT_FINGERPRINT
     assert TVSumConfig().training_fingerprint(exclude=("epochs",)) == load_tvsum_config(
         None, ["train.epochs=7"]
     ).training_fingerprint(exclude=("epochs",))
     assert load_tvsum_config(None, ["model.init=pytorch", "train.ema_decay=0"]).training_fingerprint() == (
-        "d4595e6301a8afc9"
+        PYTORCH_INIT_FINGERPRINT
     )
     with pytest.raises(ValueError, match="init"):
         load_tvsum_config(None, ["model.init=kaiming"])
-    assert load_tvsum_config(None, ["train.ema_decay=0.95"]).training_fingerprint() != "b4217cbde2f3463a"
+    assert load_tvsum_config(None, ["train.ema_decay=0.95"]).training_fingerprint() != DEFAULT_FINGERPRINT
     with pytest.raises(ValueError, match="ema_decay"):
         load_tvsum_config(None, ["train.ema_decay=1"])
 

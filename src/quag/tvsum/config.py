@@ -113,8 +113,8 @@ class TVSumModelConfig:
     models initialise their transformer (QD-DETR's ``Transformer._reset_parameters``); the input embeddings and the
     saliency head keep theirs. ``pytorch``: each layer's own initialisation (PyTorch's defaults; attention
     projections Xavier-uniform over the packed (3H, H) matrix, as ``nn.MultiheadAttention``), the setting of the
-    runs before the switch existed. docs/tvsum.md ("Xavier initialisation") gives the measurements behind the
-    choice."""
+    runs before the switch existed. docs/tvsum.md ("The default setting at 400 epochs") gives the measurements
+    behind the choice."""
 
     def __post_init__(self) -> None:
         check_positive(self, "visual_dim", "audio_dim", "query_dim", "hidden_dim", "num_heads", section="model")
