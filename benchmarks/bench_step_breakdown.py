@@ -1,6 +1,6 @@
 """Where a training step's time goes: QUAG at the paper setting on ``bench_quag.py``'s shapes, by kind of work.
 
-    python benchmarks/bench_step_breakdown.py                # prints the tables (~3 min on a 2-core CPU)
+    python benchmarks/bench_step_breakdown.py                # prints the tables (~2 min on a 2-core CPU)
     python benchmarks/bench_step_breakdown.py --write-docs   # also rewrites them in docs/benchmarks.md
 
 Two tables, one run, one process:
