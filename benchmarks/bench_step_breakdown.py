@@ -1,9 +1,10 @@
-"""Where a training step's time goes: QUAG at the paper setting on ``bench_quag.py``'s shapes, by kind of work.
+"""Where a training step's (and a retrieval call's) time goes: QUAG at the paper setting on ``bench_quag.py``'s
+shapes, by kind of work.
 
     python benchmarks/bench_step_breakdown.py                # prints the tables (~2 min on a 2-core CPU)
     python benchmarks/bench_step_breakdown.py --write-docs   # also rewrites them in docs/benchmarks.md
 
-Two tables, one run, one process:
+Three parts, one run, one process:
 
 * **step time** per task, medians of interleaved rounds: quag's default bf16 step (``train.release_memory`` on),
   the same without the heap trimming, and a bound that no training setting reaches: every parameter, optimizer
@@ -14,6 +15,10 @@ Two tables, one run, one process:
   ``torch.profiler``, summed by kind (:data:`KINDS`). The profiler's own overhead makes the total longer than
   an unprofiled step; the shares are what the table is for. Time spent in the kernel's page-fault handler is
   inside whichever operator touched the fresh page.
+* **retrieval inference** (``predict_moments``, batch 5), after the training rows, with freed memory kept as
+  ``quag infer`` runs: fp32, bf16 autocast (the default on this CPU) and the same all-bf16 bound, which for
+  decoding is a setting one could run; how many of the 5 spans each path predicts as bf16 autocast does (random
+  weights, so the spans themselves mean nothing); and the bf16 call by kind of work.
 
 Nothing here is compared with another day's number.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import resource
 import sys
 from collections.abc import Callable
@@ -31,9 +37,14 @@ from typing import Any
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
+from torch.utils.flop_counter import FlopCounterMode
 
+from quag.config import EvalConfig
 from quag.data.collate import trim_caption_padding
+from quag.heap import keep_freed_memory
+from quag.inference.runner import predict_moments
 from quag.io import atomic_write_json, atomic_write_text, replace_marked_section
+from quag.models import HiRESTModel
 from quag.tasks import TASKS
 from quag.training.optim import build_optimizer
 
@@ -150,8 +161,62 @@ def measure(rounds: int, profiled: int) -> dict[str, Any]:
         print(f"  {row['task']}: " + ", ".join(f"{k} {v:.0f}" for k, v in med.items()), flush=True)
     for row, fns_ in zip(rows, paths, strict=True):
         row["breakdown_ms"] = breakdown(fns_["default"].fn, profiled)
-    return {"torch": torch.__version__, "gemm_probe": probe, "rounds": rounds, "profiled_steps": profiled, "rows": rows}
+    inference = measure_inference(model.eval(), bf16_model.eval(), probe, 2 * rounds, profiled)
+    return {
+        "torch": torch.__version__,
+        "gemm_probe": probe,
+        "rounds": rounds,
+        "profiled_steps": profiled,
+        "rows": rows,
+        "inference": inference,
+    }
 
+
+def measure_inference(
+    model: HiRESTModel, bf16_model: HiRESTModel, probe: dict[str, Any], rounds: int, profiled: int
+) -> dict[str, Any]:
+    """Retrieval inference (``predict_moments``), as ``quag infer`` runs it (freed memory kept): fp32, bf16
+    autocast (the default on this CPU) and the all-bf16 bound, interleaved; the spans of each against bf16
+    autocast's; the bf16 call by kind of work."""
+    print(keep_freed_memory(), flush=True)
+    batch, cfg = make_batch("moment_retrieval"), EvalConfig()
+    batch16 = to_bf16(batch)
+
+    def call(m: HiRESTModel, b: Any, bf16: bool) -> Callable[[], torch.Tensor]:
+        def run() -> torch.Tensor:
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                return predict_moments(m, b, cfg)
+
+        return run
+
+    fns = {
+        "fp32": call(model, batch, False),
+        "bf16": call(model, batch, True),
+        "all_bf16": call(bf16_model, batch16, False),
+    }
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fns["fp32"]()
+    gflop = counter.get_total_flops() / 1e9
+    med = interleaved_ms([{name: TimedPath(fn, rounds) for name, fn in fns.items()}])[0]
+    spans = {name: fn() for name, fn in fns.items()}
+    print("  retrieval inference: " + ", ".join(f"{k} {v:.0f}" for k, v in med.items()), flush=True)
+    return {
+        "gflop": gflop,
+        "rounds": rounds,
+        **med,
+        "share_of_bf16_gemm": {name: gflop / (med[f"{name}_ms"] / 1000) / probe["bf16_gflops"] for name in fns},
+        "same_spans_as_bf16": {name: int((spans[name] == spans["bf16"]).all(dim=1).sum()) for name in fns},
+        "videos": len(spans["bf16"]),
+        "breakdown_ms": breakdown(fns["bf16"], profiled),
+    }
+
+
+INFER_LABELS = {
+    "fp32": "fp32",
+    "bf16": "bf16 autocast (default on this CPU)",
+    "all_bf16": "bound: everything bf16, no casts",
+}
 
 PATH_LABELS = {
     "default": "bf16 (default on this CPU)",
@@ -182,16 +247,37 @@ def render(payload: dict[str, Any]) -> str:
         f"the default bf16 step by kind of work: operators' self time, ms per step over {payload['profiled_steps']} "
         "profiled steps (share of the profiled total)"
     )
-    kinds = list(rows[0]["breakdown_ms"])
-    for kind in [*kinds, "profiled total"]:
+    lines += breakdown_lines([r["breakdown_ms"] for r in rows])
+    inf = payload["inference"]
+    lines += [
+        "",
+        f"retrieval inference, ms (batch 5, {inf['gflop']:.0f} GFLOP; median of {inf['rounds']} interleaved rounds; "
+        "freed memory kept)        ms  % GEMM  spans as bf16",
+    ]
+    for name, label in INFER_LABELS.items():
+        share = 100 * inf["share_of_bf16_gemm"][name]
+        same = f"{inf['same_spans_as_bf16'][name]}/{inf['videos']}"
+        lines.append(f"{label:<96}{inf[f'{name}_ms']:>6.0f}{share:>7.0f}%{same:>15}")
+    lines.append("(% GEMM: the call's matrix products' rate as a share of the probe's bf16 rate)")
+    lines.append(
+        f"the bf16 call by kind of work: operators' self time, ms per call over {payload['profiled_steps']} profiled "
+        "calls (share of the profiled total)"
+    )
+    lines += breakdown_lines([inf["breakdown_ms"]])
+    return "\n".join(lines)
+
+
+def breakdown_lines(columns: list[dict[str, float]]) -> list[str]:
+    """One line per kind of work (and the total): ms and share of each column's profiled total."""
+    lines = []
+    for kind in [*columns[0], "profiled total"]:
         cells = ""
-        for r in rows:
-            b = r["breakdown_ms"]
+        for b in columns:
             total = sum(b.values())
             ms = total if kind == "profiled total" else b[kind]
             cells += f"{ms:>14.0f} ({100 * ms / total:>4.1f}%)"
         lines.append(f"{kind:<58}{cells}")
-    return "\n".join(lines)
+    return lines
 
 
 def main() -> None:
@@ -201,13 +287,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", default="benchmarks/results/bench_step_breakdown.json")
     parser.add_argument("--write-docs", action="store_true", help="regenerate the tables in docs/benchmarks.md")
+    parser.add_argument("--render", metavar="JSON", help="print (and --write-docs) the tables of an earlier run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    payload = measure(args.rounds, args.profiled)
+    payload = json.loads(Path(args.render).read_text()) if args.render else measure(args.rounds, args.profiled)
     text = render(payload)
     print()
     print(text)
-    out = Path(args.out)
+    out = Path(args.render or args.out)
     atomic_write_json(out, payload)
     atomic_write_text(out.with_suffix(".txt"), text + "\n")
     print(f"written {out} and {out.with_suffix('.txt')}")

@@ -64,11 +64,26 @@ def test_render_prints_every_path_and_kind() -> None:
         "rounds": 7,
         "profiled_steps": 3,
         "rows": [row],
+        "inference": {
+            "gflop": 90.0,
+            "rounds": 14,
+            "fp32_ms": 480.0,
+            "bf16_ms": 270.0,
+            "all_bf16_ms": 265.0,
+            "share_of_bf16_gemm": {"fp32": 0.48, "bf16": 0.85, "all_bf16": 0.87},
+            "same_spans_as_bf16": {"fp32": 4, "bf16": 5, "all_bf16": 3},
+            "videos": 5,
+            "breakdown_ms": kinds,
+        },
     }
     text = bd.render(payload)
-    for label in bd.PATH_LABELS.values():
+    for label in [*bd.PATH_LABELS.values(), *bd.INFER_LABELS.values()]:
         assert label in text
     for kind in kinds:
         assert kind in text
     assert "900  60%    40000f" in text
     assert "profiled total" in text and "12 (100.0%)" in text
+    assert "retrieval inference, ms (batch 5, 90 GFLOP; median of 14" in text
+    bf16_line = next(line for line in text.splitlines() if line.startswith(bd.INFER_LABELS["bf16"]))
+    assert bf16_line.endswith("270     85%            5/5")
+    assert "265     87%            3/5" in text
