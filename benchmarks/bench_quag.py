@@ -726,8 +726,11 @@ def render(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(payload: dict[str, Any], out: Path, write_docs: bool, command: str) -> None:
-    text = render(payload)
+def write_outputs(
+    payload: dict[str, Any], text: str, out: Path, write_docs: bool, command: str, marker: str = "bench-quag"
+) -> None:
+    """Print ``text`` (the rendered tables), write ``out`` (the JSON ``payload``) and ``text`` beside it as .txt, and
+    with ``write_docs`` put it under ``marker`` in docs/benchmarks.md with the ``command`` that produced it."""
     print()
     print(text)
     atomic_write_json(out, payload)
@@ -735,7 +738,12 @@ def write_outputs(payload: dict[str, Any], out: Path, write_docs: bool, command:
     print(f"written {out} and {out.with_suffix('.txt')}")
     if write_docs:
         body = f"Output of `{command}` ({out.with_suffix('.txt')}):\n\n```text\n{text}\n```"
-        print(f"wrote {replace_marked_section(REPO / 'docs' / 'benchmarks.md', 'bench-quag', body)}")
+        print(f"wrote {replace_marked_section(REPO / 'docs' / 'benchmarks.md', marker, body)}")
+
+
+def gemm_share(gflop: float, ms: float, gflops: float) -> float:
+    """The rate of ``gflop`` of matrix products done in ``ms`` as a share of a probe's ``gflops``."""
+    return gflop / (ms / 1000) / gflops
 
 
 def main() -> None:
@@ -794,7 +802,8 @@ def main() -> None:
         return
     if args.render:
         path = Path(args.render)
-        write_outputs(json.loads(path.read_text()), path, args.write_docs, "python benchmarks/bench_quag.py")
+        payload = json.loads(path.read_text())
+        write_outputs(payload, render(payload), path, args.write_docs, "python benchmarks/bench_quag.py")
         return
     ms_rounds, rounds_from = (args.ms_rounds, "--ms-rounds") if args.ms_rounds else default_ms_rounds()
     reps, warm = (3, 1) if args.quick else (5, 2)
@@ -840,7 +849,7 @@ def main() -> None:
         timed_rows = interleaved_ms(train_paths, dev)
         for train_row, med in zip(train_rows, timed_rows, strict=True):
             train_row.update(med)
-            train_row["fraction_of_fp32_gemm"] = train_row["gflop"] / (med["fp32_ms"] / 1000) / fp32_rate
+            train_row["fraction_of_fp32_gemm"] = gemm_share(train_row["gflop"], med["fp32_ms"], fp32_rate)
             print(f"  {train_row['name']}: " + ", ".join(f"{k} {v:.0f}" for k, v in med.items()), flush=True)
 
         infer_rows: list[dict[str, Any]] = []
@@ -978,7 +987,7 @@ def main() -> None:
         "sitting": {"commit": SITTING_COMMIT, "measured": not sitting_why_not, "why_not": sitting_why_not},
     }
     command = "python benchmarks/bench_quag.py" + (" --quick" if args.quick else "")
-    write_outputs(payload, Path(args.out), args.write_docs, command)
+    write_outputs(payload, render(payload), Path(args.out), args.write_docs, command)
 
 
 if __name__ == "__main__":

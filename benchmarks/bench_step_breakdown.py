@@ -43,17 +43,24 @@ from quag.config import EvalConfig
 from quag.data.collate import trim_caption_padding
 from quag.heap import keep_freed_memory
 from quag.inference.runner import predict_moments
-from quag.io import atomic_write_json, atomic_write_text, replace_marked_section
 from quag.models import HiRESTModel
 from quag.tasks import TASKS
 from quag.training.optim import build_optimizer
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_quag  # noqa: E402
-from bench_quag import BF16_PATH, TimedPath, interleaved_ms, make_batch, paper_model, train_step_fn  # noqa: E402
+from bench_quag import (  # noqa: E402
+    BF16_PATH,
+    TimedPath,
+    gemm_share,
+    interleaved_ms,
+    make_batch,
+    paper_model,
+    train_step_fn,
+    write_outputs,
+)
 from probe import gemm_probe  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 TRIM_LABEL = "quag.heap.trim_heap"
 
 KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -155,7 +162,7 @@ def measure(rounds: int, profiled: int) -> dict[str, Any]:
     for row, med, fns_ in zip(rows, interleaved_ms(paths), paths, strict=True):
         row.update(med)
         row["share_of_bf16_gemm"] = {
-            name: row["gflop"] / (med[f"{name}_ms"] / 1000) / probe["bf16_gflops"] for name in fns_
+            name: gemm_share(row["gflop"], med[f"{name}_ms"], probe["bf16_gflops"]) for name in fns_
         }
         row["faults_per_step"] = {name: faults_per_step(path.fn) for name, path in fns_.items()}
         print(f"  {row['task']}: " + ", ".join(f"{k} {v:.0f}" for k, v in med.items()), flush=True)
@@ -205,7 +212,7 @@ def measure_inference(
         "gflop": gflop,
         "rounds": rounds,
         **med,
-        "share_of_bf16_gemm": {name: gflop / (med[f"{name}_ms"] / 1000) / probe["bf16_gflops"] for name in fns},
+        "share_of_bf16_gemm": {name: gemm_share(gflop, med[f"{name}_ms"], probe["bf16_gflops"]) for name in fns},
         "same_spans_as_bf16": {name: int((spans[name] == spans["bf16"]).all(dim=1).sum()) for name in fns},
         "videos": len(spans["bf16"]),
         "breakdown_ms": breakdown(fns["bf16"], profiled),
@@ -291,17 +298,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     payload = json.loads(Path(args.render).read_text()) if args.render else measure(args.rounds, args.profiled)
-    text = render(payload)
-    print()
-    print(text)
     out = Path(args.render or args.out)
-    atomic_write_json(out, payload)
-    atomic_write_text(out.with_suffix(".txt"), text + "\n")
-    print(f"written {out} and {out.with_suffix('.txt')}")
-    if args.write_docs:
-        command = "python benchmarks/bench_step_breakdown.py"
-        body = f"Output of `{command}` ({out.with_suffix('.txt')}):\n\n```text\n{text}\n```"
-        print(f"wrote {replace_marked_section(REPO / 'docs' / 'benchmarks.md', 'bench-step-breakdown', body)}")
+    command = "python benchmarks/bench_step_breakdown.py"
+    write_outputs(payload, render(payload), out, args.write_docs, command, marker="bench-step-breakdown")
 
 
 if __name__ == "__main__":
